@@ -1,0 +1,138 @@
+"""``create_app(settings)``: the whole server wired on one screen.
+
+``/mcp`` is routed before Starlette so the hot path skips the router and middleware stack;
+everything else (metadata, public site, media, health) goes through Starlette."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from aiconnector import SERVER_NAME
+from aiconnector.config import Settings
+from aiconnector.core.connections import ActivityTracker
+from aiconnector.core.events import RevocationWatcher
+from aiconnector.core.inflight import InflightRequests
+from aiconnector.core.ratelimit import FailureLimiter
+from aiconnector.core.scopes import ALL_SCOPES
+from aiconnector.db import migrate
+from aiconnector.mcp.auth import RequestAuthenticator
+from aiconnector.mcp.services import McpServices
+from aiconnector.mcp.tools import build_registry
+from aiconnector.mcp.transport import create_mcp_app
+from aiconnector.runtime import Runtime, ensure_admin, open_runtime
+from aiconnector.sites.builtin import BuiltinSite
+from aiconnector.sites.demo import seed_demo_content
+from aiconnector.web.public import make_public_views
+
+
+def protected_resource_metadata(settings: Settings) -> dict[str, Any]:
+    """RFC 9728 metadata; ``resource`` is the public MCP URL exactly as clients use it."""
+    return {
+        "resource": settings.mcp_url,
+        "authorization_servers": [settings.origin],
+        "scopes_supported": list(ALL_SCOPES),
+        "bearer_methods_supported": ["header"],
+        "resource_name": SERVER_NAME,
+        "resource_documentation": f"{settings.origin}/",
+    }
+
+
+class Server:
+    """The ASGI application. Built empty; the lifespan fills in the parts that need the database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runtime: Runtime | None = None
+        self.inflight = InflightRequests()
+        self._mcp: Any = None
+        self._site_views: Any = None
+        self._starlette = Starlette(routes=self._routes(), lifespan=self._lifespan)
+
+    def _routes(self) -> list[Route]:
+        async def prm(_: Request) -> Response:
+            return JSONResponse(
+                protected_resource_metadata(self.settings),
+                headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"},
+            )
+
+        async def healthz(_: Request) -> Response:
+            return PlainTextResponse("ok")
+
+        async def readyz(_: Request) -> Response:
+            try:
+                assert self.runtime is not None
+                if not await migrate.is_current(self.runtime.engine):
+                    return PlainTextResponse("migrations pending", status_code=503)
+            except Exception:
+                return PlainTextResponse("database unreachable", status_code=503)
+            return PlainTextResponse("ready")
+
+        async def home(request: Request) -> Response:
+            return await self._site_views[0](request)
+
+        async def media(request: Request) -> Response:
+            return await self._site_views[1](request)
+
+        return [
+            Route("/.well-known/oauth-protected-resource", prm),
+            Route("/.well-known/oauth-protected-resource/mcp", prm),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/media/{media_id}/{filename}", media),
+            Route("/", home),
+        ]
+
+    @asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            rt = await stack.enter_async_context(open_runtime(settings))
+            self.runtime = rt
+            await ensure_admin(rt)
+            site = BuiltinSite(rt.sessions, public_url=settings.origin)
+            if settings.demo:
+                await seed_demo_content(rt.sessions, admin_user_id=1)
+            activity = ActivityTracker(rt.sessions, interval=settings.last_used_flush_seconds)
+            authenticator = RequestAuthenticator(
+                rt.sessions,
+                audit=rt.audit,
+                limiter=FailureLimiter(rt.sessions, limit=settings.auth_failures_per_minute),
+                activity=activity,
+                cache_seconds=settings.credential_cache_seconds,
+            )
+            rt.bus.subscribe(authenticator.forget_connection)
+            rt.bus.subscribe(self.inflight.cancel_connection)
+            watcher = RevocationWatcher(rt.sessions, rt.bus)
+            for part in (rt.audit, activity, watcher):
+                await part.start()
+                stack.push_async_callback(part.stop)
+            self._site_views = make_public_views(site)
+            self._mcp = create_mcp_app(
+                McpServices(
+                    settings=settings,
+                    registry=build_registry(),
+                    site=site,
+                    authenticate=authenticator,
+                    audit=rt.audit,
+                    inflight=self.inflight,
+                )
+            )
+            yield
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/mcp":
+            await self._mcp(scope, receive, send)
+            return
+        await self._starlette(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Server:
+    return Server(settings)

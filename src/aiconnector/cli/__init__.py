@@ -1,0 +1,1 @@
+"""Command line: server-side commands (serve, users, app-passwords, connections, audit)."""

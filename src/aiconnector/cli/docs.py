@@ -1,0 +1,24 @@
+"""``aiconnector docs tools``: regenerate docs/tools.md from the tool registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("docs")
+def docs() -> None:
+    """Generate documentation from the code."""
+
+
+@docs.command("tools")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("docs/tools.md"), show_default=True)
+def tools(output: Path) -> None:
+    """Write the tools reference."""
+    from aiconnector.mcp.tools import build_registry
+    from aiconnector.mcp.tools_doc import render_tools_markdown
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_tools_markdown(build_registry()), encoding="utf-8")
+    click.echo(f"wrote {output}")

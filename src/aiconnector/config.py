@@ -1,0 +1,88 @@
+"""Settings: one frozen object built from ``AICONNECTOR_*`` environment variables, with
+command-line flags layered on top. Every component receives it explicitly, so tests can run
+several differently configured servers in one process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "AICONNECTOR_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./aiconnector-data")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    demo: bool = True
+    site: str = "builtin"
+    access_token_ttl: int = 3600
+    # Extra Origins allowed on /mcp besides the server's own origin and loopback origins.
+    allowed_origins: tuple[str, ...] = ()
+    max_request_bytes: int = 4 * 1024 * 1024
+    max_upload_bytes: int = 20 * 1024 * 1024
+    # Fetching media by URL: private and loopback addresses are refused unless this is set
+    # (development and tests only).
+    allow_private_fetch: bool = False
+    # Seconds between flushes of batched "last used" updates for application passwords.
+    last_used_flush_seconds: float = 5.0
+    # Seconds a verified credential is remembered before the database is asked again.
+    credential_cache_seconds: float = 30.0
+    auth_failures_per_minute: int = 10
+    admin_password: str | None = field(default=None, repr=False)
+    log_level: str = "info"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'aiconnector.db').resolve()}"
+
+    @property
+    def origin(self) -> str:
+        """The public origin (scheme://host[:port]) clients reach this server at."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.origin}/mcp"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with the given non-None values applied (CLI flags over env)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _coerce(raw: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, Path):
+        return Path(raw)
+    if isinstance(current, tuple):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from ``AICONNECTOR_<FIELD>`` variables (e.g. ``AICONNECTOR_DATABASE_URL``)."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(ENV_PREFIX + f.name.upper())
+        if raw is not None and raw != "":
+            values[f.name] = (
+                _coerce(raw, getattr(defaults, f.name)) if getattr(defaults, f.name) is not None else raw
+            )
+    return replace(defaults, **values)

@@ -1,0 +1,1 @@
+"""Domain core: users, roles, scopes, connections, credentials and audit. No HTTP here."""

@@ -1,0 +1,170 @@
+"""Application passwords: long random secrets sent as HTTP Basic ``username:password``.
+
+Each one is its own connection (method ``application_password``), so it shows up, is scoped
+and is revoked like any other agent. Only the SHA-256 of the password is stored (see
+docs/security.md for why a fast hash is right for random secrets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aiconnector.core.audit import AuditLog
+from aiconnector.core.connections import new_connection
+from aiconnector.core.principal import Actor, Principal
+from aiconnector.core.scopes import ALL_SCOPES, format_scopes
+from aiconnector.db.models import AppPassword, Connection, User
+from aiconnector.errors import InvalidInput, NotFound
+from aiconnector.security import APP_PASSWORD_PREFIX, constant_time_equals, random_secret, sha256_hex
+
+METHOD = "application_password"
+
+
+@dataclass(frozen=True, slots=True)
+class AppPasswordRecord:
+    id: int
+    username: str
+    name: str
+    hint: str
+    connection_id: str
+    scopes: str
+    created_at: datetime
+    last_used_at: datetime | None
+    last_ip: str | None
+    revoked: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "name": self.name,
+            "hint": self.hint,
+            "connection_id": self.connection_id,
+            "scopes": self.scopes.split(),
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "last_ip": self.last_ip,
+            "status": "revoked" if self.revoked else "active",
+        }
+
+
+async def create_app_password(
+    sessions: async_sessionmaker[AsyncSession],
+    username: str,
+    *,
+    name: str,
+    scopes: frozenset[str] | None = None,
+    audit: AuditLog,
+) -> tuple[str, AppPasswordRecord]:
+    """Create the password and its connection in one transaction; return the plain password
+    (shown once, never stored) and the record. Without ``scopes`` the password may do
+    whatever the user's role allows."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name must be 1-200 characters")
+    scope_text = format_scopes(scopes if scopes else ALL_SCOPES)
+    password = random_secret(APP_PASSWORD_PREFIX)
+    async with sessions.begin() as session:
+        user = await session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFound(f"user {username!r} not found")
+        conn = new_connection(user_id=user.id, agent_name=name, method=METHOD, scopes=scope_text)
+        session.add(conn)
+        await session.flush()
+        row = AppPassword(
+            user_id=user.id,
+            connection_id=conn.id,
+            name=name,
+            secret_hash=sha256_hex(password),
+            hint=password[len(APP_PASSWORD_PREFIX) : len(APP_PASSWORD_PREFIX) + 4],
+        )
+        session.add(row)
+        session.add(
+            audit.event_row(
+                "connection.created",
+                user_id=user.id,
+                connection_id=conn.id,
+                detail={"method": METHOD, "agent_name": name, "scopes": scope_text},
+            )
+        )
+        await session.flush()
+        record = AppPasswordRecord(
+            row.id, username, name, row.hint, conn.id, scope_text, row.created_at, None, None, False
+        )
+    return password, record
+
+
+async def list_app_passwords(
+    sessions: async_sessionmaker[AsyncSession], username: str | None = None
+) -> list[AppPasswordRecord]:
+    stmt = (
+        select(AppPassword, User.username, Connection.scopes, Connection.revoked_at)
+        .join(User, User.id == AppPassword.user_id)
+        .join(Connection, Connection.id == AppPassword.connection_id)
+        .order_by(AppPassword.id)
+    )
+    if username is not None:
+        stmt = stmt.where(User.username == username)
+    async with sessions() as session:
+        rows = (await session.execute(stmt)).all()
+    return [
+        AppPasswordRecord(
+            p.id,
+            uname,
+            p.name,
+            p.hint,
+            p.connection_id,
+            scopes,
+            p.created_at,
+            p.last_used_at,
+            p.last_ip,
+            revoked_at is not None,
+        )
+        for p, uname, scopes, revoked_at in rows
+    ]
+
+
+async def connection_of(sessions: async_sessionmaker[AsyncSession], app_password_id: int) -> str:
+    async with sessions() as session:
+        connection_id = await session.scalar(
+            select(AppPassword.connection_id).where(AppPassword.id == app_password_id)
+        )
+    if connection_id is None:
+        raise NotFound(f"application password {app_password_id} not found")
+    return connection_id
+
+
+async def verify_app_password(
+    sessions: async_sessionmaker[AsyncSession], username: str, password: str
+) -> Principal | None:
+    """The principal for a valid, unrevoked password of this user; None otherwise.
+
+    The lookup is by hash (an indexed equality on a digest of a random secret leaks nothing
+    useful through timing); the username is then compared in constant time."""
+    if not password.startswith(APP_PASSWORD_PREFIX):
+        return None
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(User, Connection)
+                .join(AppPassword, AppPassword.user_id == User.id)
+                .join(Connection, Connection.id == AppPassword.connection_id)
+                .where(AppPassword.secret_hash == sha256_hex(password))
+            )
+        ).first()
+    if row is None:
+        return None
+    user, conn = row
+    if not constant_time_equals(user.username, username) or conn.revoked_at is not None:
+        return None
+
+    return Principal(
+        actor=Actor(user.id, user.username, user.role),
+        connection_id=conn.id,
+        method=METHOD,
+        scopes=frozenset(conn.scopes.split()),
+        agent_name=conn.agent_name,
+    )

@@ -1,0 +1,191 @@
+"""The audit log: every authentication success and failure, connection change and tool call.
+
+Writes are queued and flushed in batches by one background task, so recording an event on the
+request path costs no database round trip; ``flush()`` makes pending events durable (used at
+shutdown and by tests and readers that need read-your-writes). Details are scrubbed of
+anything that looks like a secret before they are queued."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aiconnector.db.models import AuditEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+_SECRET_MARKERS = ("password", "secret", "token", "authorization", "code_verifier", "cookie")
+
+
+def scrub(detail: dict[str, Any]) -> dict[str, Any]:
+    """Drop values under keys that name a secret; keep the key so the event stays readable."""
+    clean: dict[str, Any] = {}
+    for key, value in detail.items():
+        if any(marker in key.lower() for marker in _SECRET_MARKERS):
+            clean[key] = "[redacted]"
+        elif isinstance(value, dict):
+            clean[key] = scrub(value)
+        else:
+            clean[key] = value
+    return clean
+
+
+def _values(
+    event: str,
+    outcome: str,
+    user_id: int | None,
+    connection_id: str | None,
+    ip: str | None,
+    user_agent: str | None,
+    detail: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "at": utcnow(),
+        "event": event,
+        "outcome": outcome,
+        "user_id": user_id,
+        "connection_id": connection_id,
+        "ip": ip,
+        "user_agent": (user_agent or "")[:300] or None,
+        "detail": scrub(detail or {}),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    event: str
+    outcome: str
+    user_id: int | None
+    connection_id: str | None
+    ip: str | None
+    user_agent: str | None
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "event": self.event,
+            "outcome": self.outcome,
+            "user_id": self.user_id,
+            "connection_id": self.connection_id,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "detail": self.detail,
+        }
+
+
+class AuditLog:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, flush_interval: float = 0.5) -> None:
+        self._sessions = sessions
+        self._pending: list[dict[str, Any]] = []
+        self._flush_interval = flush_interval
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def record(
+        self,
+        event: str,
+        *,
+        outcome: str = "success",
+        user_id: int | None = None,
+        connection_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue one event; never blocks and never raises on the request path."""
+        self._pending.append(_values(event, outcome, user_id, connection_id, ip, user_agent, detail))
+        if len(self._pending) >= 500:
+            self._wakeup.set()
+
+    @staticmethod
+    def event_row(
+        event: str,
+        *,
+        outcome: str = "success",
+        user_id: int | None = None,
+        connection_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """An event as a row, for writing inside the caller's transaction (changes of state
+        such as revocation must never commit without their audit event)."""
+        return AuditEvent(**_values(event, outcome, user_id, connection_id, ip, user_agent, detail))
+
+    async def flush(self) -> None:
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                async with self._sessions.begin() as session:
+                    await session.execute(insert(AuditEvent), batch)
+            except Exception:
+                log.exception("audit flush failed; %d events re-queued", len(batch))
+                self._pending[:0] = batch
+                raise
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._flush_interval)
+            self._wakeup.clear()
+            with contextlib.suppress(Exception):
+                await self.flush()
+
+    async def query(
+        self,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        after_id: int | None = None,
+        events: Sequence[str] | None = None,
+        connection_id: str | None = None,
+        user_id: int | None = None,
+    ) -> list[AuditRecord]:
+        """Newest first (or oldest first after ``after_id``, for following)."""
+        stmt = select(AuditEvent)
+        if before_id is not None:
+            stmt = stmt.where(AuditEvent.id < before_id)
+        if after_id is not None:
+            stmt = stmt.where(AuditEvent.id > after_id).order_by(AuditEvent.id.asc())
+        else:
+            stmt = stmt.order_by(AuditEvent.id.desc())
+        if events:
+            stmt = stmt.where(AuditEvent.event.in_(list(events)))
+        if connection_id is not None:
+            stmt = stmt.where(AuditEvent.connection_id == connection_id)
+        if user_id is not None:
+            stmt = stmt.where(AuditEvent.user_id == user_id)
+        async with self._sessions() as session:
+            rows = (await session.scalars(stmt.limit(limit))).all()
+        return [
+            AuditRecord(
+                r.id, r.at, r.event, r.outcome, r.user_id, r.connection_id, r.ip, r.user_agent, r.detail or {}
+            )
+            for r in rows
+        ]

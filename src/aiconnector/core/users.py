@@ -1,0 +1,113 @@
+"""Users: creation, listing, lookup and password sign-in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aiconnector.core.principal import Actor
+from aiconnector.core.roles import Role
+from aiconnector.db.models import User
+from aiconnector.errors import Conflict, InvalidInput, NotFound
+from aiconnector.security import hash_password, verify_password
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,60}$")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    email: str
+    display_name: str
+    role: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserRecord:
+        return cls(user.id, user.username, user.email, user.display_name, user.role, user.created_at)
+
+    def actor(self) -> Actor:
+        return Actor(self.id, self.username, self.role)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "email": self.email,
+            "display_name": self.display_name,
+            "role": self.role,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def validate_role(role: str) -> str:
+    try:
+        return Role(role).value
+    except ValueError:
+        raise InvalidInput(
+            f"unknown role {role!r}; choose one of: {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+async def create_user(
+    sessions: async_sessionmaker[AsyncSession],
+    username: str,
+    *,
+    role: str,
+    email: str = "",
+    display_name: str = "",
+    password: str | None = None,
+) -> UserRecord:
+    if not USERNAME_RE.match(username):
+        raise InvalidInput("username must be 1-60 characters: letters, digits, '.', '_', '@' or '-'")
+    role = validate_role(role)
+    if password is not None and len(password) < 8:
+        raise InvalidInput("password must be at least 8 characters")
+    user = User(
+        username=username,
+        role=role,
+        email=email,
+        display_name=display_name or username,
+        password_hash=hash_password(password) if password else None,
+    )
+    try:
+        async with sessions.begin() as session:
+            session.add(user)
+    except IntegrityError:
+        raise Conflict(f"user {username!r} already exists") from None
+    return UserRecord.of(user)
+
+
+async def list_users(sessions: async_sessionmaker[AsyncSession]) -> list[UserRecord]:
+    async with sessions() as session:
+        return [UserRecord.of(u) for u in (await session.scalars(select(User).order_by(User.id))).all()]
+
+
+async def get_user_by_name(sessions: async_sessionmaker[AsyncSession], username: str) -> UserRecord:
+    async with sessions() as session:
+        user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"user {username!r} not found")
+    return UserRecord.of(user)
+
+
+async def count_users(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(select(func.count(User.id))) or 0)
+
+
+async def check_password(
+    sessions: async_sessionmaker[AsyncSession], username: str, password: str
+) -> UserRecord | None:
+    """The user if the password matches; None otherwise (same cost whether or not they exist)."""
+    async with sessions() as session:
+        user = await session.scalar(select(User).where(User.username == username))
+    if verify_password(password, user.password_hash if user else None) and user is not None:
+        return UserRecord.of(user)
+    return None

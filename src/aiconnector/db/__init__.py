@@ -1,0 +1,1 @@
+"""Persistence: async engine, SQLAlchemy models and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""The MCP endpoint: a lean dual-era Streamable HTTP transport, request auth and the tool registry."""

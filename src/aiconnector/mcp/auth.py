@@ -1,0 +1,136 @@
+"""Authenticating requests to /mcp: HTTP Basic application passwords now, Bearer tokens once
+the authorization server lands.
+
+Verified credentials are cached in memory for a short time, keyed by a digest of the whole
+Authorization header, so the hot path costs one dictionary lookup. The cache is dropped per
+connection as soon as the revocation bus reports a revoke, and its lifetime bounds how long a
+revoke that the bus somehow missed can go unnoticed."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aiconnector.core.app_passwords import verify_app_password
+from aiconnector.core.audit import AuditLog
+from aiconnector.core.connections import ActivityTracker
+from aiconnector.core.principal import Principal
+from aiconnector.core.ratelimit import FailureLimiter
+from aiconnector.errors import AuthenticationFailed
+from aiconnector.security import sha256_hex
+
+
+@dataclass(slots=True)
+class _Cached:
+    principal: Principal
+    expires: float
+
+
+def parse_basic(header: str) -> tuple[str, str]:
+    """Decode ``Basic base64(user:password)``; raise AuthenticationFailed when malformed."""
+    try:
+        raw = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise AuthenticationFailed("malformed Basic credentials") from None
+    username, sep, password = raw.partition(":")
+    if not sep or not username or not password:
+        raise AuthenticationFailed("malformed Basic credentials: expected username:password")
+    return username, password
+
+
+class RequestAuthenticator:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        audit: AuditLog,
+        limiter: FailureLimiter,
+        activity: ActivityTracker,
+        cache_seconds: float = 30.0,
+    ) -> None:
+        self._sessions = sessions
+        self._audit = audit
+        self._limiter = limiter
+        self._activity = activity
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, _Cached] = {}
+
+    def forget_connection(self, connection_id: str) -> None:
+        """Revocation-bus listener: drop every cached credential of the connection."""
+        for key in [k for k, v in self._cache.items() if v.principal.connection_id == connection_id]:
+            del self._cache[key]
+
+    async def __call__(
+        self, authorization: str | None, client_ip: str, user_agent: str | None = None
+    ) -> Principal:
+        if not authorization:
+            raise AuthenticationFailed("authentication required")
+        key = sha256_hex(authorization)
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached.expires > now:
+            self._activity.touch(cached.principal.connection_id, client_ip)
+            return cached.principal
+        scheme = authorization[:7].lower()
+        if scheme.startswith("basic "):
+            principal = await self._basic(authorization, client_ip, user_agent)
+        elif scheme == "bearer ":
+            self._audit.record(
+                "auth.failure",
+                outcome="failure",
+                ip=client_ip,
+                user_agent=user_agent,
+                detail={"method": "bearer", "reason": "unknown token"},
+            )
+            raise AuthenticationFailed("invalid or expired access token")
+        else:
+            raise AuthenticationFailed("unsupported authorization scheme; use Bearer or Basic")
+        if len(self._cache) > 10_000:
+            self._cache = {k: v for k, v in self._cache.items() if v.expires > now}
+        self._cache[key] = _Cached(principal, now + self._cache_seconds)
+        self._activity.touch(principal.connection_id, client_ip)
+        return principal
+
+    async def _basic(self, authorization: str, client_ip: str, user_agent: str | None) -> Principal:
+        try:
+            username, password = parse_basic(authorization)
+        except AuthenticationFailed as exc:
+            self._audit.record(
+                "auth.failure",
+                outcome="failure",
+                ip=client_ip,
+                user_agent=user_agent,
+                detail={"method": "application_password", "reason": exc.message},
+            )
+            await self._limiter.record_failure([f"ip:{client_ip}"])
+            raise
+        keys = [f"user:{username.lower()}", f"ip:{client_ip}"]
+        await self._limiter.check(keys)
+        principal = await verify_app_password(self._sessions, username, password)
+        if principal is None:
+            await self._limiter.record_failure(keys)
+            self._audit.record(
+                "auth.failure",
+                outcome="failure",
+                ip=client_ip,
+                user_agent=user_agent,
+                detail={
+                    "method": "application_password",
+                    "username": username,
+                    "reason": "wrong username or application password",
+                },
+            )
+            raise AuthenticationFailed("wrong username or application password")
+        self._audit.record(
+            "auth.success",
+            user_id=principal.actor.user_id,
+            connection_id=principal.connection_id,
+            ip=client_ip,
+            user_agent=user_agent,
+            detail={"method": principal.method},
+        )
+        return principal

@@ -1,0 +1,1 @@
+"""Content backends behind one protocol (``base.SiteBackend``): the built-in site and WordPress."""

@@ -1,0 +1,105 @@
+"""Test support: real servers on free loopback ports and real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+import uvicorn
+from sqlalchemy.engine import make_url
+
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn on 127.0.0.1 in a background thread; yield its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("test server failed to start")
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start in 60 s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("AICONNECTOR_TEST_PG_URL", DEFAULT_PG_URL)
+
+
+def _pg_dsn(url: str, database: str) -> str:
+    u = make_url(url).set(drivername="postgresql", database=database)
+    return u.render_as_string(hide_password=False)
+
+
+async def _pg_exec(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(
+        _pg_dsn(pg_admin_url(), make_url(pg_admin_url()).database or "postgres"), timeout=5
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def pg_unavailable_reason() -> str | None:
+    """None when PostgreSQL answers; otherwise why not."""
+    try:
+        asyncio.run(_pg_exec("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means the variant cannot run
+        return f"PostgreSQL at {make_url(pg_admin_url()).render_as_string()} unreachable: {exc}"
+    return None
+
+
+@dataclass
+class DatabaseUnderTest:
+    url: str
+    kind: str
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: object) -> Iterator[DatabaseUnderTest]:
+    """A new empty database: a SQLite file, or a throwaway PostgreSQL database."""
+    if kind == "sqlite":
+        yield DatabaseUnderTest(f"sqlite+aiosqlite:///{tmp_path}/test.db", "sqlite")
+        return
+    reason = pg_unavailable_reason()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI requires the PostgreSQL variant: {reason}")
+        pytest.skip(f"PostgreSQL variant skipped: {reason}")
+    name = f"aic_test_{secrets.token_hex(6)}"
+    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+    try:
+        yield DatabaseUnderTest(
+            make_url(pg_admin_url()).set(database=name).render_as_string(hide_password=False), "postgresql"
+        )
+    finally:
+        asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
