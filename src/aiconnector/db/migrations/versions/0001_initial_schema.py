@@ -92,6 +92,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.create_index("ix_connections_created", ["created_at", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_connections_revoked_at"), ["revoked_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_connections_user_id"), ["user_id"], unique=False)
 
     op.create_table(
@@ -243,6 +244,7 @@ def downgrade() -> None:
     op.drop_table("posts")
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_connections_user_id"))
+        batch_op.drop_index(batch_op.f("ix_connections_revoked_at"))
         batch_op.drop_index("ix_connections_created")
 
     op.drop_table("connections")
