@@ -22,6 +22,7 @@ from aiconnector.core.events import RevocationWatcher
 from aiconnector.core.inflight import InflightRequests
 from aiconnector.core.ratelimit import FailureLimiter
 from aiconnector.core.scopes import ALL_SCOPES
+from aiconnector.core.users import first_administrator
 from aiconnector.db import migrate
 from aiconnector.mcp.auth import RequestAuthenticator
 from aiconnector.mcp.services import McpServices
@@ -98,8 +99,9 @@ class Server:
             self.runtime = rt
             await ensure_admin(rt)
             site = BuiltinSite(rt.sessions, public_url=settings.origin)
-            if settings.demo:
-                await seed_demo_content(rt.sessions, admin_user_id=1)
+            admin = await first_administrator(rt.sessions)
+            if settings.demo and admin is not None:
+                await seed_demo_content(rt.sessions, admin_user_id=admin.id)
             activity = ActivityTracker(rt.sessions, interval=settings.last_used_flush_seconds)
             authenticator = RequestAuthenticator(
                 rt.sessions,

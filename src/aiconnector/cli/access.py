@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 
 import click
@@ -169,7 +170,11 @@ def audit(
             await asyncio.sleep(1)
             new = await rt.audit.query(after_id=last, events=events or None, connection_id=connection_id)
             for record in new:
-                emit([record.to_json()], columns, as_json=as_json)
+                # One line per event while following: JSON Lines with --json, plain text otherwise.
+                data = record.to_json()
+                click.echo(
+                    json.dumps(data, default=str) if as_json else " ".join(str(data[c]) for c in columns)
+                )
                 last = record.id
 
     with contextlib.suppress(KeyboardInterrupt):

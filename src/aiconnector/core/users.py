@@ -111,3 +111,12 @@ async def check_password(
     if verify_password(password, user.password_hash if user else None) and user is not None:
         return UserRecord.of(user)
     return None
+
+
+async def first_administrator(sessions: async_sessionmaker[AsyncSession]) -> UserRecord | None:
+    """The oldest administrator: demo content is attributed to them."""
+    async with sessions() as session:
+        user = await session.scalar(
+            select(User).where(User.role == "administrator").order_by(User.id).limit(1)
+        )
+    return UserRecord.of(user) if user else None
