@@ -98,7 +98,9 @@ class Server:
             rt = await stack.enter_async_context(open_runtime(settings))
             self.runtime = rt
             await ensure_admin(rt)
-            site = BuiltinSite(rt.sessions, public_url=settings.origin)
+            site = BuiltinSite(
+                rt.sessions, public_url=settings.origin, max_upload_bytes=settings.max_upload_bytes
+            )
             admin = await first_administrator(rt.sessions)
             if settings.demo and admin is not None:
                 await seed_demo_content(rt.sessions, admin_user_id=admin.id)
