@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from aiconnector.mcp.tools import build_registry
-from aiconnector.mcp.tools_doc import main, render_tools_markdown
+from aiconnector.mcp.tools_doc import render_tools_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tools.md"
 
@@ -34,7 +36,8 @@ def test_tools_have_agent_facing_descriptions() -> None:
             assert prop.get("description"), f"{tool.name}.{name} has no description"
 
 
-def test_main_writes_the_file(tmp_path: Path) -> None:
+def test_docs_command_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "tools.md"
-    assert main(["--output", str(out)]) == 0
+    cli = str(Path(sys.executable).with_name("aiconnector"))
+    subprocess.run([cli, "docs", "tools", "--output", str(out)], check=True, capture_output=True, timeout=60)
     assert out.read_text(encoding="utf-8") == render_tools_markdown(build_registry())

@@ -16,9 +16,6 @@ def docs() -> None:
 @click.option("--output", type=click.Path(path_type=Path), default=Path("docs/tools.md"), show_default=True)
 def tools(output: Path) -> None:
     """Write the tools reference."""
-    from aiconnector.mcp.tools import build_registry
-    from aiconnector.mcp.tools_doc import render_tools_markdown
+    from aiconnector.mcp.tools_doc import write_tools_doc
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_tools_markdown(build_registry()), encoding="utf-8")
-    click.echo(f"wrote {output}")
+    click.echo(f"wrote {write_tools_doc(output)}")

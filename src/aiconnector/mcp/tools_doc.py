@@ -6,7 +6,6 @@ file is stale. Regenerate with ``aiconnector docs tools --output docs/tools.md``
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,17 +189,3 @@ def write_tools_doc(output: Path = DEFAULT_OUTPUT) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_tools_markdown(build_registry()), encoding="utf-8")
     return output
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the MCP tool reference (docs/tools.md).")
-    parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="file to write (default: docs/tools.md)"
-    )
-    args = parser.parse_args(argv)
-    print(f"wrote {write_tools_doc(args.output)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
