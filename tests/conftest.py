@@ -4,7 +4,6 @@ failure under CI=true)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aiconnector.config import Settings
-from tests.support import DatabaseUnderTest, fresh_database, serve_in_thread
+from tests.support import DatabaseUnderTest, fresh_database, run_sync, serve_in_thread
 
 ADMIN_PASSWORD = "admin-test-password-123"
 
@@ -44,7 +43,7 @@ class LiveServer:
             async with open_runtime(self.settings) as rt:
                 return await coro_factory(rt)
 
-        return asyncio.run(runner())
+        return run_sync(runner())
 
     def app_password(self, username: str = "admin", name: str = "test agent", scopes=None) -> str:  # noqa: ANN001
         from aiconnector.core.app_passwords import create_app_password
@@ -63,16 +62,16 @@ class LiveServer:
 
 
 def make_settings(db: DatabaseUnderTest, tmp: Path, port: int, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=tmp,
-        database_url=db.url,
-        host="127.0.0.1",
-        port=port,
-        admin_password=ADMIN_PASSWORD,
-        allow_private_fetch=True,
-        last_used_flush_seconds=0.2,
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "data_dir": tmp,
+        "database_url": db.url,
+        "host": "127.0.0.1",
+        "port": port,
+        "admin_password": ADMIN_PASSWORD,
+        "allow_private_fetch": True,
+        "last_used_flush_seconds": 0.2,
+    }
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

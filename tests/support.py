@@ -8,16 +8,26 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
 import uvicorn
 from sqlalchemy.engine import make_url
 
+T = TypeVar("T")
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, in a thread of its own: the caller may
+    already be inside an event loop (Playwright's sync API runs one)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:
@@ -72,7 +82,7 @@ async def _pg_exec(sql: str) -> None:
 def pg_unavailable_reason() -> str | None:
     """None when PostgreSQL answers; otherwise why not."""
     try:
-        asyncio.run(_pg_exec("SELECT 1"))
+        run_sync(_pg_exec("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means the variant cannot run
         return f"PostgreSQL at {make_url(pg_admin_url()).render_as_string()} unreachable: {exc}"
     return None
@@ -96,10 +106,10 @@ def fresh_database(kind: str, tmp_path: object) -> Iterator[DatabaseUnderTest]:
             pytest.fail(f"CI requires the PostgreSQL variant: {reason}")
         pytest.skip(f"PostgreSQL variant skipped: {reason}")
     name = f"aic_test_{secrets.token_hex(6)}"
-    asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+    run_sync(_pg_exec(f'CREATE DATABASE "{name}"'))
     try:
         yield DatabaseUnderTest(
             make_url(pg_admin_url()).set(database=name).render_as_string(hide_password=False), "postgresql"
         )
     finally:
-        asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_sync(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -4,6 +4,8 @@ Each carries a user-facing message; the edge decides the wire shape. Nothing her
 
 from __future__ import annotations
 
+from aiconnector.core.scopes import format_scopes
+
 
 class ConnectorError(Exception):
     """Base class: ``message`` is safe to show to the caller."""
@@ -47,3 +49,23 @@ class RateLimited(ConnectorError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InsufficientScope(Exception):
+    """The connection lacks a scope this call needs. Deliberately not a ``ConnectorError``:
+    it is not a tool failure the agent can fix, but a step-up the client must perform, so the
+    MCP edge answers HTTP 403 with ``WWW-Authenticate: Bearer error="insufficient_scope",
+    scope="<granted + needed>"`` and the client re-authorizes with the union."""
+
+    def __init__(self, granted: frozenset[str], needed: str, message: str | None = None) -> None:
+        self.granted = granted
+        self.needed = needed
+        self.message = (
+            message or f"Insufficient scope: this connection needs {needed!r}; re-authorize to grant it"
+        )
+        super().__init__(self.message)
+
+    @property
+    def scope(self) -> str:
+        """Every scope the client should ask for: what it has plus what it lacks."""
+        return format_scopes(self.granted | {self.needed})

@@ -24,8 +24,10 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread while it is open,
+    which must be closed again before asyncio tests of other modules run."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         reason = "chromium is not installed (scripts/test installs Debian's chromium when run as root)"
         if IN_CI:

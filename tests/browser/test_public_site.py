@@ -41,8 +41,9 @@ def test_stored_script_does_not_run(live_server: LiveServer, page) -> None:  # n
     page.on("console", lambda msg: violations.append(msg.text))
     response = page.goto(url)
     assert response is not None and response.status == 200
-    assert "script-src" in response.headers["content-security-policy"] or "default-src 'none'" in (
-        response.headers["content-security-policy"]
+    assert (
+        "script-src" in response.headers["content-security-policy"]
+        or "default-src 'none'" in (response.headers["content-security-policy"])
     )
     assert page.locator("p", has_text="hello").count() == 1
     assert page.evaluate("() => window.__ran === undefined")

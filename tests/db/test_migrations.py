@@ -18,7 +18,9 @@ async def test_migrated_schema_matches_models(database: DatabaseUnderTest) -> No
         assert await migrate.is_current(engine)
 
         def diff(conn):  # noqa: ANN001, ANN202
-            return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            return compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
 
         async with engine.connect() as conn:
             changes = await conn.run_sync(diff)

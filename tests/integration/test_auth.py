@@ -14,11 +14,22 @@ import pytest
 from aiconnector.core.connections import list_connections
 from tests.conftest import LiveServer
 
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+ACCEPT = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2025-11-25",
+}
 
 
-def call(server: LiveServer, headers: dict[str, str], name: str, arguments: dict | None = None) -> httpx.Response:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments or {}}}
+def call(
+    server: LiveServer, headers: dict[str, str], name: str, arguments: dict | None = None
+) -> httpx.Response:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments or {}},
+    }
     return httpx.post(server.mcp_url, json=body, headers={**ACCEPT, **headers}, timeout=30)
 
 
@@ -30,12 +41,16 @@ def list_tools(server: LiveServer, headers: dict[str, str]) -> list[str]:
 
 
 def test_401_challenges_bearer_first_with_absolute_metadata_url(live_server: LiveServer) -> None:
-    response = httpx.post(live_server.mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                          headers=ACCEPT)
+    response = httpx.post(
+        live_server.mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=ACCEPT
+    )
     assert response.status_code == 401
     challenges = response.headers.get_list("www-authenticate")
     assert challenges[0].startswith("Bearer ")
-    assert f'resource_metadata="{live_server.base_url}/.well-known/oauth-protected-resource/mcp"' in challenges[0]
+    assert (
+        f'resource_metadata="{live_server.base_url}/.well-known/oauth-protected-resource/mcp"'
+        in challenges[0]
+    )
     assert any(c.startswith('Basic realm="AI Connector"') for c in challenges[1:])
     assert "Traceback" not in response.text
 
@@ -104,10 +119,23 @@ def test_revoke_from_another_process_stops_the_password(live_server: LiveServer)
     headers = live_server.basic_header("admin", password)
     assert call(live_server, headers, "whoami").status_code == 200  # now cached by the server
 
-    [conn] = [c for c in live_server.run(lambda rt: list_connections(rt.sessions)) if c.agent_name == "to revoke"]
+    [conn] = [
+        c for c in live_server.run(lambda rt: list_connections(rt.sessions)) if c.agent_name == "to revoke"
+    ]
     cli = str(Path(sys.executable).with_name("aiconnector"))
-    subprocess.run([cli, "--database-url", live_server.settings.effective_database_url, "connections", "revoke",
-                    conn.id], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            cli,
+            "--database-url",
+            live_server.settings.effective_database_url,
+            "connections",
+            "revoke",
+            conn.id,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     deadline = time.monotonic() + 5
     status = 200
     while time.monotonic() < deadline and status == 200:

@@ -15,10 +15,17 @@ from tests.support import DatabaseUnderTest, free_port, serve_in_thread
 
 
 @pytest.fixture(scope="module")
-def strict_server(database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def strict_server(
+    database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     port = free_port()
-    settings = make_settings(database, tmp_path_factory.mktemp("strict"), port, auth_failures_per_minute=3,
-                             last_used_flush_seconds=3600.0)
+    settings = make_settings(
+        database,
+        tmp_path_factory.mktemp("strict"),
+        port,
+        auth_failures_per_minute=3,
+        last_used_flush_seconds=3600.0,
+    )
     with serve_in_thread(create_app(settings), port) as base_url:
         yield LiveServer(base_url, settings, database)
 
@@ -36,8 +43,9 @@ def test_failures_are_rate_limited_per_user(strict_server: LiveServer) -> None:
     assert call(strict_server, strict_server.basic_header("admin", good), "whoami").status_code == 429
 
 
-def test_last_used_is_batched_not_written_per_request(database: DatabaseUnderTest,
-                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_last_used_is_batched_not_written_per_request(
+    database: DatabaseUnderTest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     port = free_port()
     settings = make_settings(database, tmp_path_factory.mktemp("batch"), port, last_used_flush_seconds=3600.0)
     server = LiveServer(f"http://127.0.0.1:{port}", settings, database)
@@ -48,7 +56,9 @@ def test_last_used_is_batched_not_written_per_request(database: DatabaseUnderTes
             assert call(server, headers, "whoami").status_code == 200
 
         async def last_used(rt):  # noqa: ANN001, ANN202
-            return [p.last_used_at for p in await list_app_passwords(rt.sessions, "admin") if p.name == "batched"]
+            return [
+                p.last_used_at for p in await list_app_passwords(rt.sessions, "admin") if p.name == "batched"
+            ]
 
         assert server.run(last_used) == [None], "no write on the request path"
     # Shutting down flushes what was remembered.

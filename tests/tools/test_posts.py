@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from aiconnector.errors import InvalidInput, NotAllowed, NotFound
-from aiconnector.mcp.tools import ScopeRequired
+from aiconnector.errors import InsufficientScope, InvalidInput, NotAllowed, NotFound
 from tests.tools.conftest import Env
 
 WRITE = {"content:read", "content:write"}
@@ -111,9 +110,9 @@ async def test_create_with_public_status_needs_publish_scope(env: Env, status: s
     args = {"title": _title(), "status": status}
     if status == "future":
         args["date"] = (datetime.now(UTC) + timedelta(days=3)).isoformat()
-    with pytest.raises(ScopeRequired) as info:
+    with pytest.raises(InsufficientScope) as info:
         await env.call("create_post", args, role="editor", scopes=WRITE)
-    assert info.value.scope == "content:publish"
+    assert info.value.needed == "content:publish"
     assert "content:publish" in info.value.message
     created = await env.call("create_post", args, role="editor", scopes=WRITE_PUBLISH)
     assert created.status == status
@@ -126,7 +125,7 @@ async def test_update_status_publish_and_unpublish_need_publish_scope(env: Env) 
         "update_post", {"id": draft.id, "status": "pending"}, role="author", scopes=WRITE
     )
     assert pending.status == "pending"
-    with pytest.raises(ScopeRequired):
+    with pytest.raises(InsufficientScope):
         await env.call("update_post", {"id": draft.id, "status": "publish"}, role="author", scopes=WRITE)
     published = await env.call(
         "update_post", {"id": draft.id, "status": "publish"}, role="author", scopes=WRITE_PUBLISH
@@ -135,11 +134,11 @@ async def test_update_status_publish_and_unpublish_need_publish_scope(env: Env) 
     # Editing a published post's text is writing; taking it back to draft is unpublishing.
     edited = await env.call("update_post", {"id": draft.id, "title": "Renamed"}, role="author", scopes=WRITE)
     assert edited.title == "Renamed"
-    with pytest.raises(ScopeRequired):
+    with pytest.raises(InsufficientScope):
         await env.call("update_post", {"id": draft.id, "status": "draft"}, role="author", scopes=WRITE)
     # Moving a public post's date to the future would take it off the site: that is scheduling.
     later = (datetime.now(UTC) + timedelta(days=5)).isoformat()
-    with pytest.raises(ScopeRequired, match="change the date"):
+    with pytest.raises(InsufficientScope, match="change the date"):
         await env.call("update_post", {"id": draft.id, "date": later}, role="author", scopes=WRITE)
     # A draft's date is just a field.
     other = await env.call("create_post", {"title": _title()}, role="author", scopes=WRITE)

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from aiconnector.mcp.registry import ToolRegistry
 from aiconnector.mcp.tools import chatgpt, comments, media, posts, site, terms, users
-from aiconnector.mcp.tools.scope import ScopeRequired
 
-__all__ = ["ScopeRequired", "build_registry"]
+__all__ = ["build_registry"]
 
 _MODULES = (site, chatgpt, posts, comments, media, terms, users)
 
