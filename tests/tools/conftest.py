@@ -41,6 +41,7 @@ class Env:
     settings: Settings
     registry: ToolRegistry
     actors: dict[str, Actor]  # by role
+    display_names: dict[str, str]  # by role
 
     @property
     def admin(self) -> Actor:
@@ -55,6 +56,7 @@ class Env:
             method="oauth",
             scopes=frozenset(scopes),
             agent_name="pytest agent",
+            display_name=self.display_names[role],
         )
 
     def ctx(
@@ -102,15 +104,17 @@ async def _create_admin(sessions: Any) -> int:
         return user.id
 
 
-async def _actors(sessions: Any) -> dict[str, Actor]:
+async def _actors(sessions: Any) -> tuple[dict[str, Actor], dict[str, str]]:
+    """Actors by role, and their display names (which the auth layer puts on the principal)."""
     async with sessions() as s:
         users = {u.username: u for u in (await s.scalars(select(m.User))).all()}
-    actors = {}
+    actors, names = {}, {}
     for role, username in ROLE_USERNAMES.items():
         user = users[username]
         assert user.role == role
         actors[role] = Actor(user_id=user.id, username=user.username, role=user.role)
-    return actors
+        names[role] = user.display_name
+    return actors, names
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -123,7 +127,10 @@ async def env(tmp_path_factory: Any) -> AsyncIterator[Env]:
     assert await seed_demo_content(sessions, admin_user_id=admin_id)
     settings = Settings(data_dir=tmp, public_url=PUBLIC_URL, max_upload_bytes=64 * 1024)
     site = BuiltinSite(sessions, public_url=PUBLIC_URL, max_upload_bytes=settings.max_upload_bytes)
-    yield Env(site=site, settings=settings, registry=build_registry(), actors=await _actors(sessions))
+    actors, display_names = await _actors(sessions)
+    yield Env(
+        site=site, settings=settings, registry=build_registry(), actors=actors, display_names=display_names
+    )
     await engine.dispose()
 
 

@@ -167,4 +167,5 @@ async def verify_app_password(
         method=METHOD,
         scopes=frozenset(conn.scopes.split()),
         agent_name=conn.agent_name,
+        display_name=user.display_name or user.username,
     )

@@ -28,6 +28,8 @@ class Principal:
     method: str  # "oauth" | "device" | "application_password"
     scopes: frozenset[str]
     agent_name: str = ""
+    # Loaded with the credential so that "who am I" questions never need another query.
+    display_name: str = ""
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

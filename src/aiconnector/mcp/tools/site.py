@@ -5,13 +5,10 @@ so it can avoid calling tools that would be refused."""
 
 from __future__ import annotations
 
-import contextlib
-
 from pydantic import Field
 
 from aiconnector.core.roles import Cap
 from aiconnector.core.scopes import CONTENT_READ, format_scopes
-from aiconnector.errors import NotAllowed, NotFound
 from aiconnector.mcp.registry import Tool, ToolContext, define_tool
 from aiconnector.mcp.tools.common import ToolInput, ToolOutput
 from aiconnector.sites.base import SiteInfo
@@ -38,16 +35,14 @@ class WhoAmI(ToolOutput):
 
 
 async def whoami(ctx: ToolContext, args: NoInput) -> WhoAmI:
+    """Answered from the authenticated principal alone: no site round trip, so agents can
+    call it as often as they like."""
     principal = ctx.principal
     actor = principal.actor
-    display_name = actor.username
-    # A backend may hide user records from low roles; the username is still a fine name.
-    with contextlib.suppress(NotFound, NotAllowed):
-        display_name = (await ctx.site.get_user(actor, actor.user_id)).display_name or actor.username
     return WhoAmI(
         user_id=actor.user_id,
         username=actor.username,
-        display_name=display_name,
+        display_name=principal.display_name or actor.username,
         role=actor.role,
         connection_id=principal.connection_id,
         auth_method=principal.method,
