@@ -32,6 +32,12 @@ from aiconnector.runtime import ensure_admin, open_runtime
     multiple=True,
     help="Extra browser Origin allowed on /mcp (repeatable).",
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log one line per HTTP request (costs ~10% throughput at high request rates).",
+)
 @click.pass_obj
 def serve(
     settings: Settings,
@@ -41,6 +47,7 @@ def serve(
     demo: bool | None,
     access_token_ttl: int | None,
     allowed_origins: tuple[str, ...],
+    access_log: bool,
 ) -> None:
     """Run the server."""
     settings = settings.with_overrides(
@@ -74,4 +81,5 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,
+        access_log=access_log,
     )
