@@ -69,3 +69,18 @@ class InsufficientScope(Exception):
     def scope(self) -> str:
         """Every scope the client should ask for: what it has plus what it lacks."""
         return format_scopes(self.granted | {self.needed})
+
+
+class OAuthError(ConnectorError):
+    """An OAuth error as the RFCs name it (``invalid_request``, ``invalid_client``,
+    ``invalid_grant``, ``unauthorized_client``, ``unsupported_grant_type``, ``invalid_scope``,
+    ``access_denied``, ``invalid_redirect_uri``, ``invalid_client_metadata``,
+    ``authorization_pending``, ``slow_down``, ``expired_token``…). ``status`` is the HTTP status
+    for JSON endpoints (401 for ``invalid_client``, else 400 unless stated)."""
+
+    def __init__(self, error: str, description: str, *, status: int | None = None) -> None:
+        super().__init__(description)
+        self.code = error
+        self.error = error
+        self.description = description
+        self.status = status if status is not None else (401 if error == "invalid_client" else 400)

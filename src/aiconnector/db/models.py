@@ -112,6 +112,87 @@ class RateCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# --- OAuth 2.1 authorization server ------------------------------------------------------
+
+
+class OAuthClient(Base):
+    """A client application: registered dynamically (RFC 7591), described by a Client ID
+    Metadata Document (client_id is an HTTPS URL), or pre-registered by the site owner."""
+
+    __tablename__ = "oauth_clients"
+    client_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # dynamic | metadata_document | pre_registered | device
+    name: Mapped[str] = mapped_column(String(200))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(JSON, default=list)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40), default="none")
+    # SHA-256 of the client secret (confidential clients only).
+    secret_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    client_uri: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    logo_uri: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    software_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The registration request or fetched metadata document as received (no secrets in it).
+    document: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Metadata documents: when the cached copy must be fetched again.
+    refresh_after: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Dynamic clients that never connect (or lose their last connection) are removed after this.
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True, index=True)
+
+
+class AuthorizationCode(Base):
+    __tablename__ = "authorization_codes"
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(500))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[str] = mapped_column(String(500))
+    resource: Mapped[str] = mapped_column(String(500))
+    agent_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Set when the code is redeemed, so a replay can revoke what the code produced.
+    connection_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class OAuthToken(Base):
+    """Access and refresh tokens, stored as SHA-256 hashes. A connection's refresh tokens form
+    a rotation chain: each use marks the token rotated and issues its successor."""
+
+    __tablename__ = "oauth_tokens"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))  # access | refresh
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(500))
+    scopes: Mapped[str] = mapped_column(String(500))
+    resource: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Refresh tokens: when this one was exchanged, and for which successor.
+    rotated_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    replaced_by_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), nullable=True
+    )
+
+
+class WebSession(Base):
+    """A signed-in browser (sign-in, consent, device verification and admin pages)."""
+
+    __tablename__ = "web_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie value
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
 # --- site content (the built-in site) -------------------------------------------------------
 
 
