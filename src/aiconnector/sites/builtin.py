@@ -9,8 +9,11 @@ Design rules followed throughout:
 
 * every write runs in one transaction (``_write``); a failure anywhere leaves no partial rows;
 * lists use keyset pagination (``cursor.KeysetOrder``), never ``OFFSET``;
-* a page of posts is rendered with a fixed number of queries (authors and terms are fetched
-  in one batch each), never one query per row;
+* a page of posts is rendered with one query (posts, authors and terms joined), never one
+  query per row;
+* reads are Core statements returning rows, built once per query shape and run with bound
+  parameters: no ORM entities or identity map, and no SQL construction or cache-key hashing
+  per call (together these were most of the CPU cost of a read); writes use the ORM;
 * datetimes leave this module timezone-aware in UTC, whatever the database returns
   (SQLite hands back naive values)."""
 
@@ -24,12 +27,24 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from aiconnector.core.principal import Actor
 from aiconnector.core.roles import Cap
@@ -75,6 +90,15 @@ P = TypeVar("P", bound=PostSummary)
 
 _SLUG_MAX = 190  # leaves room for a "-NN" suffix within the 200-character column
 
+# Tables for the read statements: Core columns keep those statements free of ORM compilation
+# and entity loading.
+_POSTS: FromClause = m.Post.__table__
+_USERS: FromClause = m.User.__table__
+_TERMS: FromClause = m.Term.__table__
+_POST_TERMS: FromClause = m.PostTerm.__table__
+_MEDIA: FromClause = m.Media.__table__
+_OPTIONS: FromClause = m.SiteOption.__table__
+
 
 # --- small pure helpers ----------------------------------------------------------------------
 
@@ -100,13 +124,45 @@ def slugify(text: str) -> str:
     return slug[:_SLUG_MAX].rstrip("-")
 
 
-def _matches(text: str, *columns: InstrumentedAttribute[str]) -> ColumnElement[bool]:
-    """Case-insensitive substring match on any column, the same on SQLite and PostgreSQL.
+def _escape_like(text: str) -> str:
+    """``text`` with LIKE wildcards escaped by ``/`` (what SQLAlchemy's ``autoescape`` does, but
+    done on the value so that statements can take it as a bound parameter)."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+def _search_pattern(text: str | None) -> str | None:
+    """The ``search`` parameter for ``_matches``, or None when there is nothing to search for."""
+    if not text or not text.strip():
+        return None
+    return f"%{_escape_like(text.strip().lower())}%"
+
+
+def _matches(*columns: ColumnElement[str]) -> ColumnElement[bool]:
+    """Case-insensitive substring match of the ``search`` parameter on any column, the same on
+    SQLite and PostgreSQL.
 
     ``lower() LIKE`` is used instead of ``ILIKE`` because SQLite has no ILIKE; wildcards in the
-    user's text are escaped so ``50%`` searches for a literal percent sign."""
-    needle = text.strip().lower()
-    return or_(*(func.lower(c).contains(needle, autoescape=True) for c in columns))
+    user's text are escaped (``_search_pattern``) so ``50%`` searches for a literal percent sign."""
+    pattern = bindparam("search")
+    return or_(*(func.lower(c).like(pattern, escape="/") for c in columns))
+
+
+# "parent_id" arguments: None does not filter, 0 asks for top-level items, any other id for that
+# item's children. The two filtering cases need different SQL, so they are part of query shapes.
+_ParentFilter = Literal["top", "child"] | None
+
+
+def _parent_filter(parent_id: int | None) -> _ParentFilter:
+    if parent_id is None:
+        return None
+    return "child" if parent_id else "top"
+
+
+def _parent_conditions(column: ColumnElement[Any], kind: _ParentFilter) -> list[ColumnElement[bool]]:
+    """The WHERE conditions for a ``_parent_filter`` (the id is bound as ``parent_id``)."""
+    if kind is None:
+        return []
+    return [column == bindparam("parent_id") if kind == "child" else column.is_(None)]
 
 
 def _deduplicate(ids: Iterable[int]) -> list[int]:
@@ -153,7 +209,7 @@ def _has(actor: Actor, *caps: Cap) -> bool:
     return all(actor.can(c) for c in caps)
 
 
-def _can_read(actor: Actor, post: m.Post) -> bool:
+def _can_read(actor: Actor, post: m.Post | Row[Any]) -> bool:
     """WordPress read rules: published for everyone, the rest for those who could edit it."""
     if post.status == "publish":
         return True
@@ -165,22 +221,43 @@ def _can_read(actor: Actor, post: m.Post) -> bool:
     return _has(actor, caps.edit, caps.edit_others)
 
 
-def _readable_clause(actor: Actor, post_type: str) -> ColumnElement[bool]:
+@dataclass(frozen=True, slots=True)
+class _ReadRights:
+    """What an actor may read of one post type beyond published posts, as ``_can_read`` decides.
+
+    Only these flags (not the actor) shape the SQL of ``_readable_clause``, so statements are
+    cached per flags and the actor's id is a bound parameter (``actor_id``)."""
+
+    own: bool
+    others_private: bool
+    others_unpublished: bool
+
+    @classmethod
+    def of(cls, actor: Actor, post_type: str) -> _ReadRights:
+        caps = _CAPS[post_type]
+        return cls(
+            own=_has(actor, caps.edit),
+            others_private=_has(actor, caps.read_private),
+            others_unpublished=_has(actor, caps.edit, caps.edit_others),
+        )
+
+
+def _readable_clause(post_type: str, rights: _ReadRights) -> ColumnElement[bool]:
     """SQL twin of ``_can_read`` for one post type, so lists filter in the database."""
-    caps = _CAPS[post_type]
-    mine = m.Post.author_id == actor.user_id
-    allowed: list[ColumnElement[bool]] = [m.Post.status == "publish"]
-    if _has(actor, caps.edit):
+    posts = _POSTS.c
+    mine = posts.author_id == bindparam("actor_id")
+    allowed: list[ColumnElement[bool]] = [posts.status == "publish"]
+    if rights.own:
         allowed.append(mine)
-    if _has(actor, caps.read_private):
-        allowed.append(and_(~mine, m.Post.status == "private"))
-    if _has(actor, caps.edit, caps.edit_others):
-        allowed.append(and_(~mine, m.Post.status != "private"))
-    return and_(m.Post.type == post_type, or_(*allowed))
+    if rights.others_private:
+        allowed.append(and_(~mine, posts.status == "private"))
+    if rights.others_unpublished:
+        allowed.append(and_(~mine, posts.status != "private"))
+    return and_(posts.type == post_type, or_(*allowed))
 
 
 def _readable_any_type(actor: Actor) -> ColumnElement[bool]:
-    return or_(*(_readable_clause(actor, t) for t in _CAPS))
+    return or_(*(_readable_clause(t, _ReadRights.of(actor, t)) for t in _CAPS))
 
 
 def _effective_status(post: m.Post) -> str:
@@ -304,27 +381,298 @@ def _validate_upload(upload: MediaUpload, max_bytes: int) -> str:
 
 # --- orderings ---------------------------------------------------------------------------------
 
+_P = _POSTS.c
 _POST_ORDERS: dict[str, KeysetOrder] = {
-    "date_desc": KeysetOrder("date_desc", (m.Post.date, m.Post.id), (datetime, int), True),
-    "date_asc": KeysetOrder("date_asc", (m.Post.date, m.Post.id), (datetime, int), False),
-    "title_asc": KeysetOrder("title_asc", (m.Post.title, m.Post.id), (str, int), False),
-    "title_desc": KeysetOrder("title_desc", (m.Post.title, m.Post.id), (str, int), True),
-    "modified_desc": KeysetOrder("modified_desc", (m.Post.modified_at, m.Post.id), (datetime, int), True),
+    "date_desc": KeysetOrder("date_desc", (_P.date, _P.id), (datetime, int), True),
+    "date_asc": KeysetOrder("date_asc", (_P.date, _P.id), (datetime, int), False),
+    "title_asc": KeysetOrder("title_asc", (_P.title, _P.id), (str, int), False),
+    "title_desc": KeysetOrder("title_desc", (_P.title, _P.id), (str, int), True),
+    "modified_desc": KeysetOrder("modified_desc", (_P.modified_at, _P.id), (datetime, int), True),
 }
-_COMMENT_ORDER = KeysetOrder("comments", (m.Comment.created_at, m.Comment.id), (datetime, int), True)
-_MEDIA_ORDER = KeysetOrder("media", (m.Media.created_at, m.Media.id), (datetime, int), True)
-_TERM_ORDER = KeysetOrder("terms", (m.Term.name, m.Term.id), (str, int), False)
-_USER_ORDER = KeysetOrder("users", (m.User.username, m.User.id), (str, int), False)
+_COMMENTS = m.Comment.__table__.c
+_COMMENT_ORDER = KeysetOrder("comments", (_COMMENTS.created_at, _COMMENTS.id), (datetime, int), True)
+_MEDIA_ORDER = KeysetOrder("media", (_MEDIA.c.created_at, _MEDIA.c.id), (datetime, int), True)
+_TERM_ORDER = KeysetOrder("terms", (_TERMS.c.name, _TERMS.c.id), (str, int), False)
+_USER_ORDER = KeysetOrder("users", (_USERS.c.username, _USERS.c.id), (str, int), False)
 
 
-def _page_query(stmt: Select[Any], order: KeysetOrder, cursor: str | None, limit: int) -> Select[Any]:
-    """Apply ordering, the cursor's start point and ``limit + 1`` (to detect a next page)."""
+def _paged(stmt: Select[Any], order: KeysetOrder, after_cursor: bool) -> Select[Any]:
+    """Apply ordering, the cursor's start point (if any) and a bound ``limit``."""
+    if after_cursor:
+        stmt = stmt.where(order.after_clause())
+    return stmt.order_by(*order.order_by()).limit(bindparam("limit"))
+
+
+def _page_params(order: KeysetOrder, cursor: str | None, limit: int) -> dict[str, Any]:
+    """Parameters for ``_paged``: the cursor's key and ``limit + 1`` (to detect a next page)."""
+    params: dict[str, Any] = {"limit": limit + 1}
     if cursor:
-        stmt = stmt.where(order.after(cursor))
-    return stmt.order_by(*order.order_by()).limit(limit + 1)
+        params.update(order.cursor_params(cursor))
+    return params
 
 
-# --- row → model conversions -------------------------------------------------------------------
+# --- read statements ---------------------------------------------------------------------------
+#
+# Built once (module constants) or once per query shape (``lru_cache`` on the flags that change
+# the SQL); every value is a bound parameter. A reused statement object also keeps its cache key,
+# so SQLAlchemy finds the compiled SQL without hashing a fresh expression tree.
+
+_SUMMARY_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    _P.id,
+    _P.type,
+    _P.title,
+    _P.slug,
+    _P.status,
+    _P.author_id,
+    _P.date,
+    _P.modified_at,
+    _P.excerpt,
+)
+_DETAIL_COLUMNS = (
+    *_SUMMARY_COLUMNS,
+    _P.content,
+    _P.parent_id,
+    _P.featured_media_id,
+    _P.comment_status,
+    _P.menu_order,
+)
+
+
+def _with_author_and_terms(source: FromClause, columns: Iterable[ColumnElement[Any]]) -> Select[Any]:
+    """``columns`` of ``source`` (the posts table or a page of it) with the author, one row per term.
+
+    Everything a post model needs comes back from one statement: repeating a few columns per
+    term costs far less than the round trips of separate author and term queries."""
+    return (
+        select(
+            *columns,
+            _USERS.c.username.label("author_username"),
+            _USERS.c.display_name.label("author_display_name"),
+            _TERMS.c.taxonomy.label("term_taxonomy"),
+            _TERMS.c.id.label("term_id"),
+            _TERMS.c.name.label("term_name"),
+            _TERMS.c.slug.label("term_slug"),
+        )
+        .select_from(source)
+        .join(_USERS, _USERS.c.id == source.c.author_id)
+        .outerjoin(_POST_TERMS, _POST_TERMS.c.post_id == source.c.id)
+        .outerjoin(_TERMS, _TERMS.c.id == _POST_TERMS.c.term_id)
+    )
+
+
+_TERM_ROW_ORDER = (_TERMS.c.name, _TERMS.c.id)
+
+_POST_BY_ID = (
+    _with_author_and_terms(_POSTS, _DETAIL_COLUMNS)
+    .where(_P.id == bindparam("post_id"))
+    .order_by(*_TERM_ROW_ORDER)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _PostListShape:
+    """Everything that changes the SQL of a post list (not the values bound into it).
+
+    ``filters`` names the optional filters in use, each bound as a parameter of that name."""
+
+    post_type: str
+    rights: _ReadRights
+    order: str
+    filters: frozenset[str]
+    parent: _ParentFilter
+    after_cursor: bool
+
+
+@lru_cache(maxsize=256)
+def _post_list_statement(shape: _PostListShape) -> Select[Any]:
+    """A page of posts (``limit`` of them, in a subquery) joined with authors and terms."""
+    order = _POST_ORDERS[shape.order]
+    conds = [
+        _P.status.in_(bindparam("statuses", expanding=True)),
+        _readable_clause(shape.post_type, shape.rights),
+    ]
+    if "search" in shape.filters:
+        conds.append(_matches(_P.title, _P.content, _P.excerpt))
+    for term_param in ("category_id", "tag_id"):
+        if term_param in shape.filters:
+            tagged = select(_POST_TERMS.c.post_id).where(_POST_TERMS.c.term_id == bindparam(term_param))
+            conds.append(_P.id.in_(tagged))
+    if "author_id" in shape.filters:
+        conds.append(_P.author_id == bindparam("author_id"))
+    if "date_after" in shape.filters:
+        conds.append(_P.date > bindparam("date_after"))
+    if "date_before" in shape.filters:
+        conds.append(_P.date < bindparam("date_before"))
+    conds.extend(_parent_conditions(_P.parent_id, shape.parent))
+    page = _paged(select(*_SUMMARY_COLUMNS).where(*conds), order, shape.after_cursor).subquery("page")
+    return _with_author_and_terms(page, page.c).order_by(*order.order_by(page), *_TERM_ROW_ORDER)
+
+
+def _post_list_query(actor: Actor, q: PostQuery) -> tuple[Select[Any], dict[str, Any]]:
+    """The cached statement for ``q``'s shape and the parameters to run it with.
+
+    Visibility always applies (``statuses`` only narrows what ``_readable_clause`` allows)."""
+    optional: dict[str, Any] = {
+        "search": _search_pattern(q.search),
+        "category_id": q.category_id,
+        "tag_id": q.tag_id,
+        "author_id": q.author_id,
+        "date_after": utc(q.after) if q.after is not None else None,
+        "date_before": utc(q.before) if q.before is not None else None,
+    }
+    params = {name: value for name, value in optional.items() if value is not None}
+    parent = _parent_filter(q.parent_id)
+    if parent == "child":
+        params["parent_id"] = q.parent_id
+    shape = _PostListShape(
+        post_type=q.type,
+        rights=_ReadRights.of(actor, q.type),
+        order=q.order,
+        filters=frozenset(params),
+        parent=parent,
+        after_cursor=bool(q.cursor),
+    )
+    order = _POST_ORDERS[q.order]
+    params.update(
+        _page_params(order, q.cursor, q.limit), statuses=q.status or ["publish"], actor_id=actor.user_id
+    )
+    return _post_list_statement(shape), params
+
+
+def _group_post_rows(rows: Iterable[Row[Any]]) -> list[tuple[Row[Any], dict[str, list[TermRef]]]]:
+    """One entry per post, in row order, from ``_with_author_and_terms`` rows (one per term)."""
+    posts: dict[int, tuple[Row[Any], dict[str, list[TermRef]]]] = {}
+    for row in rows:
+        entry = posts.get(row.id)
+        if entry is None:
+            entry = posts[row.id] = (row, defaultdict(list))
+        if row.term_id is not None:
+            entry[1][row.term_taxonomy].append(
+                TermRef(id=row.term_id, name=row.term_name, slug=row.term_slug)
+            )
+    return list(posts.values())
+
+
+_SITE_INFO = select(
+    *(
+        select(_OPTIONS.c.value).where(_OPTIONS.c.name == name).scalar_subquery().label(name)
+        for name in ("blogname", "blogdescription")
+    ),
+    *(
+        select(func.count())
+        .select_from(_POSTS)
+        .where(_P.type == post_type, _P.status == "publish")
+        .scalar_subquery()
+        .label(f"{post_type}_count")
+        for post_type in ("post", "page")
+    ),
+)
+
+_MEDIA_COLUMNS = tuple(_MEDIA.c)
+_MEDIA_BY_ID = select(*_MEDIA_COLUMNS).where(_MEDIA.c.id == bindparam("media_id"))
+
+
+@lru_cache(maxsize=32)
+def _media_list_statement(
+    mime: Literal["exact", "prefix"] | None, filters: frozenset[str], after_cursor: bool
+) -> Select[Any]:
+    stmt = select(*_MEDIA_COLUMNS)
+    if mime == "prefix":
+        stmt = stmt.where(_MEDIA.c.mime_type.like(bindparam("mime_type"), escape="/"))
+    elif mime == "exact":
+        stmt = stmt.where(_MEDIA.c.mime_type == bindparam("mime_type"))
+    if "search" in filters:
+        stmt = stmt.where(_matches(_MEDIA.c.title, _MEDIA.c.filename, _MEDIA.c.caption, _MEDIA.c.alt_text))
+    if "author_id" in filters:
+        stmt = stmt.where(_MEDIA.c.author_id == bindparam("author_id"))
+    return _paged(stmt, _MEDIA_ORDER, after_cursor)
+
+
+# Counts as correlated subqueries: one index lookup per listed row instead of aggregating the
+# whole table on every call.
+_TERM_POST_COUNT = (
+    select(func.count())
+    .select_from(_POST_TERMS)
+    .where(_POST_TERMS.c.term_id == _TERMS.c.id)
+    .correlate(_TERMS)
+    .scalar_subquery()
+)
+_TERM_SELECT = select(
+    _TERMS.c.id,
+    _TERMS.c.taxonomy,
+    _TERMS.c.name,
+    _TERMS.c.slug,
+    _TERMS.c.description,
+    _TERMS.c.parent_id,
+    _TERM_POST_COUNT.label("post_count"),  # not "count": that is a tuple method on rows
+)
+_TERM_BY_ID = _TERM_SELECT.where(_TERMS.c.id == bindparam("term_id"))
+
+
+@lru_cache(maxsize=16)
+def _term_list_statement(search: bool, parent: _ParentFilter, after_cursor: bool) -> Select[Any]:
+    stmt = _TERM_SELECT.where(_TERMS.c.taxonomy == bindparam("taxonomy"))
+    if search:
+        stmt = stmt.where(_matches(_TERMS.c.name, _TERMS.c.slug))
+    return _paged(stmt.where(*_parent_conditions(_TERMS.c.parent_id, parent)), _TERM_ORDER, after_cursor)
+
+
+def _term_model(row: Row[Any] | m.Term, count: int) -> Term:
+    return Term(
+        id=row.id,
+        taxonomy=row.taxonomy,  # type: ignore[arg-type]
+        name=row.name,
+        slug=row.slug,
+        description=row.description,
+        parent_id=row.parent_id,
+        count=count,
+    )
+
+
+_AUTHOR_POST_COUNT = (
+    select(func.count())
+    .select_from(_POSTS)
+    .where(_P.author_id == _USERS.c.id, _P.type == "post", _P.status == "publish")
+    .correlate(_USERS)
+    .scalar_subquery()
+)
+
+
+@lru_cache(maxsize=2)
+def _user_select(full: bool) -> Select[Any]:
+    """Users with their published post counts; without ``full``, only public authors.
+
+    WordPress's REST API shows people without ``list_users`` only the users who have
+    published content, and never their e-mail address (``_user_model`` drops it)."""
+    stmt = select(
+        _USERS.c.id,
+        _USERS.c.username,
+        _USERS.c.display_name,
+        _USERS.c.email,
+        _USERS.c.role,
+        _AUTHOR_POST_COUNT.label("post_count"),
+    )
+    if not full:
+        published = select(_P.id).where(_P.author_id == _USERS.c.id, _P.status == "publish")
+        stmt = stmt.where(published.exists())
+    return stmt
+
+
+@lru_cache(maxsize=2)
+def _user_by_id(full: bool) -> Select[Any]:
+    return _user_select(full).where(_USERS.c.id == bindparam("user_id"))
+
+
+@lru_cache(maxsize=16)
+def _user_list_statement(full: bool, filters: frozenset[str], after_cursor: bool) -> Select[Any]:
+    stmt = _user_select(full)
+    if "role" in filters:
+        stmt = stmt.where(_USERS.c.role == bindparam("role"))
+    if "search" in filters:
+        # E-mail addresses are searchable only by those who may see them.
+        columns = (_USERS.c.username, _USERS.c.display_name) + ((_USERS.c.email,) if full else ())
+        stmt = stmt.where(_matches(*columns))
+    return _paged(stmt, _USER_ORDER, after_cursor)
 
 
 def _comment_model(row: m.Comment) -> Comment:
@@ -338,33 +686,6 @@ def _comment_model(row: m.Comment) -> Comment:
         status=row.status,  # type: ignore[arg-type]
         date=utc(row.created_at),
     )
-
-
-def _term_model(row: m.Term, count: int) -> Term:
-    return Term(
-        id=row.id,
-        taxonomy=row.taxonomy,  # type: ignore[arg-type]
-        name=row.name,
-        slug=row.slug,
-        description=row.description,
-        parent_id=row.parent_id,
-        count=count,
-    )
-
-
-def _post_count_subquery() -> Any:
-    """Published posts per author, as one aggregate to join against (never a query per user)."""
-    return (
-        select(m.Post.author_id, func.count().label("n"))
-        .where(m.Post.type == "post", m.Post.status == "publish")
-        .group_by(m.Post.author_id)
-        .subquery()
-    )
-
-
-def _term_count_subquery() -> Any:
-    """Posts (any status) per term, as one aggregate to join against."""
-    return select(m.PostTerm.term_id, func.count().label("n")).group_by(m.PostTerm.term_id).subquery()
 
 
 class BuiltinSite:
@@ -381,6 +702,8 @@ class BuiltinSite:
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._engine = bind if isinstance(bind, AsyncEngine) else None
         self._public_url = public_url.rstrip("/")
         self._site_name = site_name
         self._max_upload_bytes = max_upload_bytes
@@ -399,6 +722,24 @@ class BuiltinSite:
                 "meanwhile); nothing was saved."
             ) from None
 
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one read call.
+
+        Reads are Core statements, so they skip the ORM session (and its per-call setup) when
+        the session factory is bound to an engine; otherwise they borrow a session's connection."""
+        if self._engine is not None:
+            async with self._engine.connect() as conn:
+                yield conn
+        else:
+            async with self._sessions() as s:
+                yield await s.connection()
+
+    async def _fetch(self, stmt: Select[Any], params: dict[str, Any]) -> Sequence[Row[Any]]:
+        """All rows of one read statement, on a connection of its own."""
+        async with self._read() as conn:
+            return (await conn.execute(stmt, params)).all()
+
     def post_url(self, post_id: int, post_type: str) -> str:
         key = "page_id" if post_type == "page" else "p"
         return f"{self._public_url}/?{key}={post_id}"
@@ -409,68 +750,30 @@ class BuiltinSite:
     # --- site ----------------------------------------------------------------------------------
 
     async def site_info(self, actor: Actor) -> SiteInfo:
-        async with self._sessions() as s:
-            options = dict(
-                (
-                    await s.execute(
-                        select(m.SiteOption.name, m.SiteOption.value).where(
-                            m.SiteOption.name.in_(("blogname", "blogdescription"))
-                        )
-                    )
-                ).all()
-            )
-            counts = dict(
-                (
-                    await s.execute(
-                        select(m.Post.type, func.count())
-                        .where(m.Post.status == "publish")
-                        .group_by(m.Post.type)
-                    )
-                ).all()
-            )
+        (row,) = await self._fetch(_SITE_INFO, {})
         return SiteInfo(
-            name=options.get("blogname") or self._site_name,
-            description=options.get("blogdescription", ""),
+            name=row.blogname or self._site_name,
+            description=row.blogdescription or "",
             url=self._public_url + "/",
             backend=self.backend_name,
-            post_count=counts.get("post", 0),
-            page_count=counts.get("page", 0),
+            post_count=row.post_count,
+            page_count=row.page_count,
         )
 
     # --- posts: reading ------------------------------------------------------------------------
 
     async def list_posts(self, actor: Actor, query: PostQuery) -> Page[PostSummary]:
-        order = _POST_ORDERS[query.order]
-        stmt = select(m.Post).where(*self._post_filters(actor, query))
-        async with self._sessions() as s:
-            rows = (await s.scalars(_page_query(stmt, order, query.cursor, query.limit))).all()
-            page, next_cursor = paginate_rows(rows, query.limit, order)
-            items = await self._render_posts(s, page, PostSummary)
+        stmt, params = _post_list_query(actor, query)
+        posts = _group_post_rows(await self._fetch(stmt, params))
+        page, next_cursor = paginate_rows(posts, query.limit, _POST_ORDERS[query.order], obj=lambda p: p[0])
+        items = [self._post_model(row, terms, PostSummary) for row, terms in page]
         return Page[PostSummary](items=items, next_cursor=next_cursor)
 
-    def _post_filters(self, actor: Actor, q: PostQuery) -> list[ColumnElement[bool]]:
-        """WHERE conditions for a post query; visibility always applies, whatever was asked."""
-        conds = [m.Post.status.in_(q.status or ["publish"]), _readable_clause(actor, q.type)]
-        if q.search and q.search.strip():
-            conds.append(_matches(q.search, m.Post.title, m.Post.content, m.Post.excerpt))
-        for term_id in (q.category_id, q.tag_id):
-            if term_id is not None:
-                conds.append(m.Post.id.in_(select(m.PostTerm.post_id).where(m.PostTerm.term_id == term_id)))
-        if q.author_id is not None:
-            conds.append(m.Post.author_id == q.author_id)
-        if q.after is not None:
-            conds.append(m.Post.date > utc(q.after))
-        if q.before is not None:
-            conds.append(m.Post.date < utc(q.before))
-        if q.parent_id is not None:
-            # 0 asks for top-level pages, any other id for that page's children.
-            conds.append(m.Post.parent_id == q.parent_id if q.parent_id else m.Post.parent_id.is_(None))
-        return conds
-
     async def get_post(self, actor: Actor, post_id: int) -> Post:
-        async with self._sessions() as s:
-            row = await self._readable_post(s, actor, post_id)
-            return await self._render_post(s, row)
+        posts = _group_post_rows(await self._fetch(_POST_BY_ID, {"post_id": post_id}))
+        if not posts or not _can_read(actor, posts[0][0]):
+            raise NotFound(f"Post {post_id} not found.")
+        return self._post_model(*posts[0], Post)
 
     async def _readable_post(self, s: AsyncSession, actor: Actor, post_id: int) -> m.Post:
         """The post, or ``NotFound`` when it is missing or the actor may not see it."""
@@ -479,27 +782,24 @@ class BuiltinSite:
             raise NotFound(f"Post {post_id} not found.")
         return row
 
-    async def _render_post(self, s: AsyncSession, row: m.Post) -> Post:
-        return (await self._render_posts(s, [row], Post))[0]
+    async def _render_post(self, s: AsyncSession, post_id: int) -> Post:
+        """The post as the write's transaction sees it (callers flush their changes first)."""
+        ((row, terms),) = _group_post_rows((await s.execute(_POST_BY_ID, {"post_id": post_id})).all())
+        return self._post_model(row, terms, Post)
 
-    async def _render_posts(self, s: AsyncSession, rows: Sequence[m.Post], model: type[P]) -> list[P]:
-        """Models for a page of posts with two batch queries (authors, terms), whatever its size."""
-        if not rows:
-            return []
-        authors = await self._author_refs(s, {r.author_id for r in rows})
-        terms = await self._term_refs(s, [r.id for r in rows])
-        return [self._post_model(r, authors[r.author_id], terms[r.id], model) for r in rows]
-
-    def _post_model(
-        self, row: m.Post, author: AuthorRef, terms: dict[str, list[TermRef]], model: type[P]
-    ) -> P:
+    def _post_model(self, row: Row[Any], terms: dict[str, list[TermRef]], model: type[P]) -> P:
+        """``model`` from a ``_with_author_and_terms`` row (detail columns needed for ``Post``)."""
         fields: dict[str, Any] = {
             "id": row.id,
             "type": row.type,
             "title": row.title,
             "slug": row.slug,
             "status": row.status,
-            "author": author,
+            "author": AuthorRef(
+                id=row.author_id,
+                username=row.author_username,
+                display_name=row.author_display_name or row.author_username,
+            ),
             "date": utc(row.date),
             "modified": utc(row.modified_at),
             "excerpt": row.excerpt,
@@ -516,27 +816,6 @@ class BuiltinSite:
                 menu_order=row.menu_order,
             )
         return model(**fields)
-
-    async def _author_refs(self, s: AsyncSession, ids: set[int]) -> dict[int, AuthorRef]:
-        rows = await s.execute(
-            select(m.User.id, m.User.username, m.User.display_name).where(m.User.id.in_(ids))
-        )
-        return {
-            uid: AuthorRef(id=uid, username=username, display_name=display or username)
-            for uid, username, display in rows
-        }
-
-    async def _term_refs(self, s: AsyncSession, post_ids: list[int]) -> dict[int, dict[str, list[TermRef]]]:
-        rows = await s.execute(
-            select(m.PostTerm.post_id, m.Term.taxonomy, m.Term.id, m.Term.name, m.Term.slug)
-            .join(m.Term, m.Term.id == m.PostTerm.term_id)
-            .where(m.PostTerm.post_id.in_(post_ids))
-            .order_by(m.Term.name, m.Term.id)
-        )
-        result: dict[int, dict[str, list[TermRef]]] = defaultdict(lambda: defaultdict(list))
-        for post_id, taxonomy, term_id, name, slug in rows:
-            result[post_id][taxonomy].append(TermRef(id=term_id, name=name, slug=slug))
-        return result
 
     # --- posts: writing ------------------------------------------------------------------------
 
@@ -570,7 +849,7 @@ class BuiltinSite:
             s.add(row)
             await s.flush()
             await self._assign_terms(s, row.id, data.category_ids, data.tag_ids)
-            return await self._render_post(s, row)
+            return await self._render_post(s, row.id)
 
     async def update_post(self, actor: Actor, post_id: int, patch: PostPatch) -> Post:
         if patch.status == "trash":
@@ -586,7 +865,7 @@ class BuiltinSite:
             row.modified_at = now
             await s.flush()
             await self._assign_terms(s, row.id, patch.category_ids, patch.tag_ids)
-            return await self._render_post(s, row)
+            return await self._render_post(s, row.id)
 
     def _apply_status_and_date(self, actor: Actor, row: m.Post, patch: PostPatch, now: datetime) -> None:
         """Status transitions with their capability checks, scheduling and untrash bookkeeping."""
@@ -626,7 +905,7 @@ class BuiltinSite:
         async with self._write() as s:
             row = await self._readable_post(s, actor, post_id)
             _check_change(actor, row, "delete")
-            before = await self._render_post(s, row)
+            before = await self._render_post(s, row.id)
             if force:
                 await self._purge_post(s, row)
             elif row.status == "trash":
@@ -739,23 +1018,23 @@ class BuiltinSite:
         status: CommentStatus = query.status or "approved"
         if status != "approved":
             _require(actor, Cap.MODERATE_COMMENTS, f"see {status} comments; only moderators (editors) can")
+        params = _page_params(_COMMENT_ORDER, query.cursor, query.limit)
+        params.update(actor_id=actor.user_id, parent_id=query.parent_id)
         stmt = (
             select(m.Comment)
             .join(m.Post, m.Post.id == m.Comment.post_id)
             .where(m.Comment.status == status, _readable_any_type(actor))
+            .where(*_parent_conditions(m.Comment.parent_id, _parent_filter(query.parent_id)))
         )
         if query.post_id is not None:
             stmt = stmt.where(m.Comment.post_id == query.post_id)
-        if query.parent_id is not None:
-            stmt = stmt.where(
-                m.Comment.parent_id == query.parent_id if query.parent_id else m.Comment.parent_id.is_(None)
-            )
-        if query.search and query.search.strip():
-            stmt = stmt.where(_matches(query.search, m.Comment.content, m.Comment.author_name))
+        if (search := _search_pattern(query.search)) is not None:
+            stmt = stmt.where(_matches(m.Comment.content, m.Comment.author_name))
+            params["search"] = search
         async with self._sessions() as s:
             if query.post_id is not None:
                 await self._readable_post(s, actor, query.post_id)
-            rows = (await s.scalars(_page_query(stmt, _COMMENT_ORDER, query.cursor, query.limit))).all()
+            rows = (await s.scalars(_paged(stmt, _COMMENT_ORDER, bool(query.cursor)), params)).all()
         page, next_cursor = paginate_rows(rows, query.limit, _COMMENT_ORDER)
         return Page[Comment](items=[_comment_model(r) for r in page], next_cursor=next_cursor)
 
@@ -840,7 +1119,7 @@ class BuiltinSite:
 
     # --- media ---------------------------------------------------------------------------------
 
-    def _media_model(self, row: m.Media) -> MediaItem:
+    def _media_model(self, row: m.Media | Row[Any]) -> MediaItem:
         return MediaItem(
             id=row.id,
             title=row.title,
@@ -857,28 +1136,26 @@ class BuiltinSite:
 
     async def list_media(self, actor: Actor, query: MediaQuery) -> Page[MediaItem]:
         _require(actor, Cap.READ, "view media")
-        stmt = select(m.Media)
+        optional = {"search": _search_pattern(query.search), "author_id": query.author_id}
+        params = {name: value for name, value in optional.items() if value is not None}
+        mime_filter: Literal["exact", "prefix"] | None = None
         if query.mime_type:
             mime = query.mime_type.strip().lower()
             if "/" not in mime or mime.endswith("/"):
-                stmt = stmt.where(m.Media.mime_type.startswith(mime.rstrip("/") + "/", autoescape=True))
+                mime_filter, params["mime_type"] = "prefix", _escape_like(mime.rstrip("/") + "/") + "%"
             else:
-                stmt = stmt.where(m.Media.mime_type == mime)
-        if query.search and query.search.strip():
-            stmt = stmt.where(
-                _matches(query.search, m.Media.title, m.Media.filename, m.Media.caption, m.Media.alt_text)
-            )
-        if query.author_id is not None:
-            stmt = stmt.where(m.Media.author_id == query.author_id)
-        async with self._sessions() as s:
-            rows = (await s.scalars(_page_query(stmt, _MEDIA_ORDER, query.cursor, query.limit))).all()
+                mime_filter, params["mime_type"] = "exact", mime
+        stmt = _media_list_statement(mime_filter, frozenset(params), bool(query.cursor))
+        rows = await self._fetch(stmt, params | _page_params(_MEDIA_ORDER, query.cursor, query.limit))
         page, next_cursor = paginate_rows(rows, query.limit, _MEDIA_ORDER)
         return Page[MediaItem](items=[self._media_model(r) for r in page], next_cursor=next_cursor)
 
     async def get_media(self, actor: Actor, media_id: int) -> MediaItem:
         _require(actor, Cap.READ, "view media")
-        async with self._sessions() as s:
-            return self._media_model(await self._load_media(s, media_id))
+        rows = await self._fetch(_MEDIA_BY_ID, {"media_id": media_id})
+        if not rows:
+            raise NotFound(f"Media {media_id} not found.")
+        return self._media_model(rows[0])
 
     async def _load_media(self, s: AsyncSession, media_id: int) -> m.Media:
         row = await s.get(m.Media, media_id)
@@ -966,33 +1243,25 @@ class BuiltinSite:
 
     # --- terms ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _term_select() -> Select[Any]:
-        counts = _term_count_subquery()
-        return select(m.Term, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.term_id == m.Term.id)
-
     async def list_terms(self, actor: Actor, query: TermQuery) -> Page[Term]:
-        stmt = self._term_select().where(m.Term.taxonomy == query.taxonomy)
-        if query.search and query.search.strip():
-            stmt = stmt.where(_matches(query.search, m.Term.name, m.Term.slug))
-        if query.parent_id is not None:
-            stmt = stmt.where(
-                m.Term.parent_id == query.parent_id if query.parent_id else m.Term.parent_id.is_(None)
-            )
-        async with self._sessions() as s:
-            rows = (await s.execute(_page_query(stmt, _TERM_ORDER, query.cursor, query.limit))).all()
-        page, next_cursor = paginate_rows(rows, query.limit, _TERM_ORDER, obj=lambda r: r[0])
-        return Page[Term](items=[_term_model(t, n) for t, n in page], next_cursor=next_cursor)
+        search = _search_pattern(query.search)
+        parent = _parent_filter(query.parent_id)
+        stmt = _term_list_statement(search is not None, parent, bool(query.cursor))
+        params = _page_params(_TERM_ORDER, query.cursor, query.limit)
+        params.update(taxonomy=query.taxonomy, search=search, parent_id=query.parent_id)
+        rows = await self._fetch(stmt, params)
+        page, next_cursor = paginate_rows(rows, query.limit, _TERM_ORDER)
+        return Page[Term](items=[_term_model(r, r.post_count) for r in page], next_cursor=next_cursor)
 
     async def get_term(self, actor: Actor, term_id: int) -> Term:
-        async with self._sessions() as s:
-            return await self._render_term(s, term_id)
+        async with self._read() as conn:
+            return await self._render_term(conn, term_id)
 
-    async def _render_term(self, s: AsyncSession, term_id: int) -> Term:
-        row = (await s.execute(self._term_select().where(m.Term.id == term_id))).first()
+    async def _render_term(self, db: AsyncConnection | AsyncSession, term_id: int) -> Term:
+        row = (await db.execute(_TERM_BY_ID, {"term_id": term_id})).first()
         if row is None:
             raise NotFound(f"Term {term_id} not found.")
-        return _term_model(row[0], row[1])
+        return _term_model(row, row.post_count)
 
     async def create_term(self, actor: Actor, data: TermInput) -> Term:
         _require(actor, Cap.MANAGE_CATEGORIES, "manage categories and tags")
@@ -1078,40 +1347,24 @@ class BuiltinSite:
         full = actor.can(Cap.LIST_USERS)
         if query.role is not None and not full:
             _require(actor, Cap.LIST_USERS, "filter users by role")
-        stmt = self._user_select(full)
-        if query.role is not None:
-            stmt = stmt.where(m.User.role == query.role)
-        if query.search and query.search.strip():
-            columns = (m.User.username, m.User.display_name) + ((m.User.email,) if full else ())
-            stmt = stmt.where(_matches(query.search, *columns))
-        async with self._sessions() as s:
-            rows = (await s.execute(_page_query(stmt, _USER_ORDER, query.cursor, query.limit))).all()
-        page, next_cursor = paginate_rows(rows, query.limit, _USER_ORDER, obj=lambda r: r[0])
-        return Page[UserInfo](items=[self._user_model(actor, u, n) for u, n in page], next_cursor=next_cursor)
+        optional = {"role": query.role, "search": _search_pattern(query.search)}
+        params = {name: value for name, value in optional.items() if value is not None}
+        stmt = _user_list_statement(full, frozenset(params), bool(query.cursor))
+        rows = await self._fetch(stmt, params | _page_params(_USER_ORDER, query.cursor, query.limit))
+        page, next_cursor = paginate_rows(rows, query.limit, _USER_ORDER)
+        return Page[UserInfo](
+            items=[self._user_model(actor, r, r.post_count) for r in page], next_cursor=next_cursor
+        )
 
     async def get_user(self, actor: Actor, user_id: int) -> UserInfo:
         full = actor.can(Cap.LIST_USERS) or user_id == actor.user_id
-        async with self._sessions() as s:
-            row = (await s.execute(self._user_select(full).where(m.User.id == user_id))).first()
-        if row is None:
+        rows = await self._fetch(_user_by_id(full), {"user_id": user_id})
+        if not rows:
             raise NotFound(f"User {user_id} not found.")
-        return self._user_model(actor, row[0], row[1])
+        return self._user_model(actor, rows[0], rows[0].post_count)
 
     @staticmethod
-    def _user_select(full: bool) -> Select[Any]:
-        """Users with their published post counts; without ``full``, only public authors.
-
-        WordPress's REST API shows people without ``list_users`` only the users who have
-        published content, and never their e-mail address."""
-        counts = _post_count_subquery()
-        stmt = select(m.User, func.coalesce(counts.c.n, 0)).outerjoin(counts, counts.c.author_id == m.User.id)
-        if not full:
-            published = select(m.Post.id).where(m.Post.author_id == m.User.id, m.Post.status == "publish")
-            stmt = stmt.where(published.exists())
-        return stmt
-
-    @staticmethod
-    def _user_model(actor: Actor, row: m.User, post_count: int) -> UserInfo:
+    def _user_model(actor: Actor, row: Row[Any], post_count: int) -> UserInfo:
         show_email = actor.can(Cap.LIST_USERS) or row.id == actor.user_id
         return UserInfo(
             id=row.id,

@@ -20,8 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import ColumnElement, and_, or_
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import BindParameter, ColumnElement, FromClause, and_, bindparam, or_
 
 from aiconnector.errors import InvalidInput
 
@@ -96,33 +95,44 @@ class KeysetOrder:
     """One ordering of a list: its columns (the last one the unique id) and direction.
 
     All columns sort the same way, which keeps the "after this row" condition a simple
-    lexicographic comparison that every database plans as an index range."""
+    lexicographic comparison that every database plans as an index range. The condition uses
+    bound parameters (``cursor_0``, ``cursor_1``...) rather than the cursor's values, so a list
+    statement can be built once per query shape and reused with ``cursor_params``."""
 
     tag: str
-    columns: tuple[InstrumentedAttribute[Any], ...]
+    columns: tuple[ColumnElement[Any], ...]
     kinds: tuple[KeyKind, ...]
     descending: bool
 
-    def order_by(self) -> list[ColumnElement[Any]]:
-        return [c.desc() if self.descending else c.asc() for c in self.columns]
+    def order_by(self, source: FromClause | None = None) -> list[ColumnElement[Any]]:
+        """ORDER BY terms on the ordering's columns, or on the same-named columns of ``source``
+        (a subquery selecting them) when the ordering is re-applied to an outer query."""
+        columns = self.columns if source is None else [source.c[c.key] for c in self.columns]
+        return [c.desc() if self.descending else c.asc() for c in columns]
 
-    def after(self, cursor: str) -> ColumnElement[bool]:
+    def after_clause(self) -> ColumnElement[bool]:
         """Condition selecting the rows that come strictly after the cursor's row."""
+        params = [bindparam(f"cursor_{i}") for i in range(len(self.columns))]
+        return _lexicographic_after(self.columns, params, self.descending)
+
+    def cursor_params(self, cursor: str) -> dict[str, KeyValue]:
+        """Values for ``after_clause``'s parameters, decoded and validated from ``cursor``."""
         values = decode_cursor(cursor, self.tag, self.kinds)
-        return _lexicographic_after(self.columns, values, self.descending)
+        return {f"cursor_{i}": value for i, value in enumerate(values)}
 
     def cursor_for(self, row: Any) -> str:
-        """Cursor pointing just after ``row`` (an ORM object with the ordering's attributes)."""
+        """Cursor pointing just after ``row`` (anything with the ordering's column names as attributes)."""
         return encode_cursor(self.tag, [getattr(row, c.key) for c in self.columns])
 
 
 def _lexicographic_after(
-    columns: Sequence[InstrumentedAttribute[Any]], values: Sequence[KeyValue], descending: bool
+    columns: Sequence[ColumnElement[Any]], values: Sequence[BindParameter[Any]], descending: bool
 ) -> ColumnElement[bool]:
     """``(c1, c2, ...) > (v1, v2, ...)`` (or ``<``) spelled out with AND/OR.
 
     Row-value comparison syntax is not portable across SQLite and PostgreSQL for every type,
-    so the expansion ``c1 > v1 OR (c1 = v1 AND (c2 > v2 OR ...))`` is built instead."""
+    so the expansion ``c1 > v1 OR (c1 = v1 AND (c2 > v2 OR ...))`` is built instead. Each
+    parameter takes its column's type, so a datetime is bound the way the dialect stores it."""
     column, value = columns[0], values[0]
     beyond = column < value if descending else column > value
     if len(columns) == 1:
@@ -135,8 +145,8 @@ def paginate_rows(
 ) -> tuple[list[R], str | None]:
     """Split ``limit + 1`` fetched rows into the page and the cursor for the next one.
 
-    ``obj`` picks the ORM object carrying the sort key when a row holds more than one value
-    (a term with its post count, for example)."""
+    ``obj`` picks the object carrying the sort key when a row is wrapped in something else
+    (a post row grouped with its terms, for example)."""
     if len(rows) <= limit:
         return list(rows), None
     page = list(rows[:limit])
