@@ -17,9 +17,11 @@ from starlette.types import Receive, Scope, Send
 
 from aiconnector import SERVER_NAME
 from aiconnector.config import Settings
+from aiconnector.core.clients import purge_expired_clients
 from aiconnector.core.connections import ActivityTracker
 from aiconnector.core.events import RevocationWatcher
 from aiconnector.core.inflight import InflightRequests
+from aiconnector.core.periodic import PeriodicTask
 from aiconnector.core.ratelimit import FailureLimiter
 from aiconnector.core.scopes import ALL_SCOPES
 from aiconnector.core.users import first_administrator
@@ -28,10 +30,13 @@ from aiconnector.mcp.auth import RequestAuthenticator
 from aiconnector.mcp.services import McpServices
 from aiconnector.mcp.tools import build_registry
 from aiconnector.mcp.transport import create_mcp_app
+from aiconnector.oauth import OAuthState, oauth_routes
 from aiconnector.runtime import Runtime, ensure_admin, open_runtime
 from aiconnector.sites.builtin import BuiltinSite
 from aiconnector.sites.demo import seed_demo_content
 from aiconnector.web.public import make_public_views
+from aiconnector.web.routes import web_routes
+from aiconnector.web.state import WebState
 
 
 def protected_resource_metadata(settings: Settings) -> dict[str, Any]:
@@ -55,6 +60,8 @@ class Server:
         self.inflight = InflightRequests()
         self._mcp: Any = None
         self._site_views: Any = None
+        self._oauth: OAuthState | None = None
+        self._web: WebState | None = None
         self._starlette = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     def _routes(self) -> list[Route]:
@@ -83,6 +90,8 @@ class Server:
             return await self._site_views[1](request)
 
         return [
+            *oauth_routes(lambda: self._oauth),
+            *web_routes(lambda: self._web),
             Route("/.well-known/oauth-protected-resource", prm),
             Route("/.well-known/oauth-protected-resource/mcp", prm),
             Route("/healthz", healthz),
@@ -110,12 +119,16 @@ class Server:
                 audit=rt.audit,
                 limiter=FailureLimiter(rt.sessions, limit=settings.auth_failures_per_minute),
                 activity=activity,
+                resource=settings.mcp_url,
                 cache_seconds=settings.credential_cache_seconds,
             )
             rt.bus.subscribe(authenticator.forget_connection)
             rt.bus.subscribe(self.inflight.cancel_connection)
+            self._oauth = OAuthState.build(settings, rt.sessions, rt.audit, rt.bus)
+            self._web = WebState.create(settings, rt.sessions, rt.audit)
             watcher = RevocationWatcher(rt.sessions, rt.bus)
-            for part in (rt.audit, activity, watcher):
+            janitor = PeriodicTask("purge-expired-clients", lambda: purge_expired_clients(rt.sessions), 3600)
+            for part in (rt.audit, activity, watcher, janitor):
                 await part.start()
                 stack.push_async_callback(part.stop)
             self._site_views = make_public_views(site)

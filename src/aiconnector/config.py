@@ -34,6 +34,16 @@ class Settings:
     # Seconds a verified credential is remembered before the database is asked again.
     credential_cache_seconds: float = 30.0
     auth_failures_per_minute: int = 10
+    # OAuth: a just-rotated refresh token still works for this many seconds (clients that
+    # refresh twice at once); reuse after that is treated as theft and ends the connection.
+    refresh_token_grace_seconds: int = 30
+    # OAuth: refresh tokens unused for this long stop working (0 = only revocation ends them).
+    refresh_token_idle_seconds: int = 0
+    # OAuth: dynamically registered clients without an active connection are deleted this long
+    # after registration or their last new connection.
+    dynamic_client_ttl_seconds: int = 7 * 24 * 3600
+    # OAuth: client registrations (RFC 7591) accepted per client address per minute.
+    registrations_per_minute: int = 20
     admin_password: str | None = field(default=None, repr=False)
     log_level: str = "info"
 

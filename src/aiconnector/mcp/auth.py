@@ -12,6 +12,7 @@ import base64
 import binascii
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +21,8 @@ from aiconnector.core.audit import AuditLog
 from aiconnector.core.connections import ActivityTracker
 from aiconnector.core.principal import Principal
 from aiconnector.core.ratelimit import FailureLimiter
+from aiconnector.core.tokens import verify_access_token
+from aiconnector.db.models import utcnow
 from aiconnector.errors import AuthenticationFailed
 from aiconnector.security import sha256_hex
 
@@ -50,12 +53,14 @@ class RequestAuthenticator:
         audit: AuditLog,
         limiter: FailureLimiter,
         activity: ActivityTracker,
+        resource: str,
         cache_seconds: float = 30.0,
     ) -> None:
         self._sessions = sessions
         self._audit = audit
         self._limiter = limiter
         self._activity = activity
+        self._resource = resource
         self._cache_seconds = cache_seconds
         self._cache: dict[str, _Cached] = {}
 
@@ -76,24 +81,44 @@ class RequestAuthenticator:
             self._activity.touch(cached.principal.connection_id, client_ip)
             return cached.principal
         scheme = authorization[:7].lower()
+        lifetime = self._cache_seconds
         if scheme.startswith("basic "):
             principal = await self._basic(authorization, client_ip, user_agent)
         elif scheme == "bearer ":
+            principal, expires = await self._bearer(authorization[7:].strip(), client_ip, user_agent)
+            # Never remember an access token past its own expiry.
+            lifetime = min(lifetime, (expires - utcnow()).total_seconds())
+        else:
+            raise AuthenticationFailed("unsupported authorization scheme; use Bearer or Basic")
+        if len(self._cache) > 10_000:
+            self._cache = {k: v for k, v in self._cache.items() if v.expires > now}
+        self._cache[key] = _Cached(principal, now + lifetime)
+        self._activity.touch(principal.connection_id, client_ip)
+        return principal
+
+    async def _bearer(self, token: str, client_ip: str, user_agent: str | None) -> tuple[Principal, datetime]:
+        """Access tokens are 186 random bits: guessing is hopeless, so failures are audited but
+        not rate-limited (an expired token is the common, innocent failure)."""
+        verified = await verify_access_token(self._sessions, token, resource=self._resource)
+        if verified is None:
             self._audit.record(
                 "auth.failure",
                 outcome="failure",
                 ip=client_ip,
                 user_agent=user_agent,
-                detail={"method": "bearer", "reason": "unknown token"},
+                detail={"method": "bearer", "reason": "invalid, expired or revoked access token"},
             )
             raise AuthenticationFailed("invalid or expired access token")
-        else:
-            raise AuthenticationFailed("unsupported authorization scheme; use Bearer or Basic")
-        if len(self._cache) > 10_000:
-            self._cache = {k: v for k, v in self._cache.items() if v.expires > now}
-        self._cache[key] = _Cached(principal, now + self._cache_seconds)
-        self._activity.touch(principal.connection_id, client_ip)
-        return principal
+        principal, expires = verified
+        self._audit.record(
+            "auth.success",
+            user_id=principal.actor.user_id,
+            connection_id=principal.connection_id,
+            ip=client_ip,
+            user_agent=user_agent,
+            detail={"method": principal.method},
+        )
+        return principal, expires
 
     async def _basic(self, authorization: str, client_ip: str, user_agent: str | None) -> Principal:
         try:

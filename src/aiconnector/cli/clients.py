@@ -1,0 +1,100 @@
+"""``aiconnector clients``: OAuth clients the site owner registers, lists and deletes.
+
+Pre-registered clients are for agents and tools the owner sets up by hand (a script, an
+internal service that introspects tokens). Dynamic and metadata-document clients register
+themselves and show up in the list too."""
+
+from __future__ import annotations
+
+import click
+
+from aiconnector.cli.main import run_with_runtime
+from aiconnector.cli.output import emit
+from aiconnector.core import clients as store
+from aiconnector.runtime import Runtime
+
+COLUMNS = [
+    "client_id",
+    "name",
+    "kind",
+    "token_endpoint_auth_method",
+    "redirect_uris",
+    "created_at",
+    "last_used_at",
+]
+
+
+@click.group("clients")
+def clients_group() -> None:
+    """OAuth clients allowed to ask for access."""
+
+
+@clients_group.command("create")
+@click.option("--name", required=True, help="Shown on the consent page, e.g. 'Newsroom bot'.")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Where authorization codes may be sent (repeatable). Loopback http URIs match any port.",
+)
+@click.option("--confidential", is_flag=True, help="Give the client a secret (client_secret_basic/post).")
+@click.pass_context
+def clients_create(ctx: click.Context, name: str, redirect_uris: tuple[str, ...], confidential: bool) -> None:
+    """Register a client; print its id (and its secret, shown only this once)."""
+
+    async def work(rt: Runtime) -> store.NewClient:
+        new = await store.create_pre_registered_client(
+            rt.sessions, name=name, redirect_uris=redirect_uris, confidential=confidential
+        )
+        rt.audit.record(
+            "client.registered",
+            detail={
+                "client_id": new.record.client_id,
+                "client_name": new.record.name,
+                "kind": new.record.kind,
+                "redirect_uris": list(new.record.redirect_uris),
+                "auth_method": new.record.token_endpoint_auth_method,
+            },
+        )
+        return new
+
+    new = run_with_runtime(ctx, work)
+    click.echo(f"client_id: {new.record.client_id}")
+    if new.secret is not None:
+        click.echo(f"client_secret: {new.secret}")
+        click.echo("The secret is shown only once; store it now.", err=True)
+
+
+@clients_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+@click.pass_context
+def clients_list(ctx: click.Context, as_json: bool) -> None:
+    """List registered clients, oldest first."""
+    rows = run_with_runtime(ctx, lambda rt: store.list_clients(rt.sessions))
+    emit(
+        [r.to_json() for r in rows],
+        [
+            "client_id",
+            "name",
+            "kind",
+            "token_endpoint_auth_method",
+            "redirect_uris",
+            "created_at",
+            "last_used_at",
+        ],
+        as_json=as_json,
+    )
+
+
+@clients_group.command("delete")
+@click.argument("client_id")
+@click.pass_context
+def clients_delete(ctx: click.Context, client_id: str) -> None:
+    """Delete a client and revoke every active connection made through it."""
+    revoked = run_with_runtime(
+        ctx, lambda rt: store.delete_client(rt.sessions, client_id, audit=rt.audit, bus=rt.bus)
+    )
+    click.echo(f"deleted {client_id} ({revoked} connection(s) revoked)")
+
+
+clients = clients_group

@@ -1,0 +1,55 @@
+"""What the sign-in and consent pages need from the running server, in one object.
+
+Built once in the app's lifespan (``WebState.create``) and passed to ``web_routes``; tests build
+their own, so each test server can have its own limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aiconnector.config import Settings
+from aiconnector.core.audit import AuditLog
+from aiconnector.core.ratelimit import FailureLimiter
+from aiconnector.web.keys import SecretKeys
+
+# Failed sign-ins allowed per minute for one username, and for one address. The address limit
+# is higher because an office or a carrier NAT puts many people behind one address.
+LOGIN_FAILURES_PER_USER = 5
+LOGIN_FAILURES_PER_ADDRESS = 20
+
+
+@dataclass
+class WebState:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    audit: AuditLog
+    user_limiter: FailureLimiter
+    address_limiter: FailureLimiter
+    keys: SecretKeys
+
+    @property
+    def site_host(self) -> str:
+        """The public host[:port], shown in every page's header so people see which site asks."""
+        return urlsplit(self.settings.origin).netloc
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        audit: AuditLog,
+        *,
+        failures_per_user: int = LOGIN_FAILURES_PER_USER,
+        failures_per_address: int = LOGIN_FAILURES_PER_ADDRESS,
+    ) -> WebState:
+        return cls(
+            settings=settings,
+            sessions=sessions,
+            audit=audit,
+            user_limiter=FailureLimiter(sessions, limit=failures_per_user, window_seconds=60),
+            address_limiter=FailureLimiter(sessions, limit=failures_per_address, window_seconds=60),
+            keys=SecretKeys(sessions),
+        )
