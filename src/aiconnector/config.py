@@ -65,6 +65,11 @@ class Settings:
     def mcp_url(self) -> str:
         return f"{self.origin}/mcp"
 
+    def names_this_resource(self, value: str) -> bool:
+        """RFC 8707: does a ``resource`` parameter name our MCP endpoint? The bare origin is
+        accepted too, since some clients send the server's base URL; both mean the MCP URL."""
+        return value in (self.mcp_url, self.origin, self.origin + "/")
+
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags over env)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

@@ -53,7 +53,7 @@ def s256(verifier: str) -> str:
 
 def check_resource(requested: str | None, bound: str, settings: Settings) -> None:
     """RFC 8707: a ``resource`` parameter must name us; the grant must be bound to us."""
-    if requested is not None and requested != settings.mcp_url:
+    if requested is not None and not settings.names_this_resource(requested):
         raise OAuthError("invalid_target", f"unknown resource; this server's resource is {settings.mcp_url}")
     if bound != settings.mcp_url:
         raise OAuthError("invalid_target", "the grant was issued for another resource")

@@ -92,9 +92,8 @@ def authorization_response_url(settings: Settings, redirect_uri: str, params: di
 
 
 def canonical_resource(value: str | None, settings: Settings) -> str:
-    """RFC 8707: the token will be for our MCP endpoint. The bare origin is accepted too (some
-    clients send the server's base URL); both mean the MCP URL."""
-    if value is None or value in (settings.mcp_url, settings.origin, settings.origin + "/"):
+    """RFC 8707: the token will be for our MCP endpoint (a missing resource means ours)."""
+    if value is None or settings.names_this_resource(value):
         return settings.mcp_url
     raise OAuthError("invalid_target", f"resource must be {settings.mcp_url}")
 
