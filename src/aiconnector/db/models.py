@@ -180,6 +180,30 @@ class OAuthToken(Base):
     )
 
 
+class DeviceCode(Base):
+    """RFC 8628 device authorization: the agent polls with the device code (stored hashed)
+    while a person approves the short user code in a browser."""
+
+    __tablename__ = "device_codes"
+    device_code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Normalized (upper case, no dash) 8 characters from BCDFGHJKLMNPQRSTVWXZ; unique while pending.
+    user_code: Mapped[str] = mapped_column(String(16), index=True)
+    client_id: Mapped[str] = mapped_column(String(500))
+    scopes: Mapped[str] = mapped_column(String(500))
+    resource: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|denied|used|expired
+    interval: Mapped[int] = mapped_column(Integer, default=5)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    last_poll_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Who approved or denied, with what scope (possibly narrowed), and the agent name to use.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    granted_scopes: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    agent_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    connection_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
 class WebSession(Base):
     """A signed-in browser (sign-in, consent, device verification and admin pages)."""
 
