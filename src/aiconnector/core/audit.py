@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.db.models import AuditEvent, utcnow
 
 log = logging.getLogger(__name__)
 
+FLUSH_CHUNK = 200
+_INSERT = AuditEvent.__table__.insert()
 _SECRET_MARKERS = ("password", "secret", "token", "authorization", "code_verifier", "cookie")
 
 
@@ -126,17 +128,21 @@ class AuditLog:
         return AuditEvent(**_values(event, outcome, user_id, connection_id, ip, user_agent, detail))
 
     async def flush(self) -> None:
+        """Write what is queued, in chunks with a pause for the event loop between them: one
+        big executemany would stall every request the server is answering meanwhile (the
+        statement is prepared on the loop's thread). A Core insert skips the ORM's per-row
+        bookkeeping, which nothing here needs."""
         async with self._lock:
-            batch, self._pending = self._pending, []
-            if not batch:
-                return
-            try:
-                async with self._sessions.begin() as session:
-                    await session.execute(insert(AuditEvent), batch)
-            except Exception:
-                log.exception("audit flush failed; %d events re-queued", len(batch))
-                self._pending[:0] = batch
-                raise
+            while self._pending:
+                chunk, self._pending = self._pending[:FLUSH_CHUNK], self._pending[FLUSH_CHUNK:]
+                try:
+                    async with self._sessions.begin() as session:
+                        await session.execute(_INSERT, chunk)
+                except Exception:
+                    log.exception("audit flush failed; %d events re-queued", len(chunk))
+                    self._pending[:0] = chunk
+                    raise
+                await asyncio.sleep(0)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")

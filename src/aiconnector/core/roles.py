@@ -7,6 +7,7 @@ administrators also manage users and settings."""
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 
 
 class Role(StrEnum):
@@ -72,3 +73,9 @@ def has_cap(role: str, cap: Cap) -> bool:
         return cap in CAPABILITIES[Role(role)]
     except ValueError:
         return False
+
+
+@lru_cache(maxsize=16)
+def capabilities_of(role: str) -> tuple[str, ...]:
+    """Capability names of a role, in vocabulary order (cached: asked on every ``whoami``)."""
+    return tuple(cap.value for cap in Cap if has_cap(role, cap))

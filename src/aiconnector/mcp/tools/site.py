@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from aiconnector.core.roles import Cap
+from aiconnector.core.roles import Cap, capabilities_of
 from aiconnector.core.scopes import CONTENT_READ, format_scopes
 from aiconnector.mcp.registry import Tool, ToolContext, define_tool
 from aiconnector.mcp.tools.common import ToolInput, ToolOutput
@@ -48,7 +48,7 @@ async def whoami(ctx: ToolContext, args: NoInput) -> WhoAmI:
         auth_method=principal.method,
         agent_name=principal.agent_name,
         scopes=format_scopes(principal.scopes).split(),
-        capabilities=[cap.value for cap in Cap if actor.can(cap)],
+        capabilities=list(capabilities_of(actor.role)),
     )
 
 
