@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +102,12 @@ async def _seed(database_url: str, data_dir: Path) -> tuple[str, int]:
 
 
 @contextmanager
-def seeded_database(keep: bool = False) -> Iterator[Fixture]:
+def seeded_database(keep: bool = False, database_url: str | None = None) -> Iterator[Fixture]:
+    """Seed a fresh database: a new SQLite file in a temporary directory by default, or the
+    (empty) database at ``database_url``, e.g. a PostgreSQL database made for one run. The
+    temporary directory always exists: it holds the server logs."""
     directory = Path(tempfile.mkdtemp(prefix="aic-bench-"))
-    database_url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+    database_url = database_url or f"sqlite+aiosqlite:///{directory / 'bench.db'}"
     try:
         authorization, post_id = asyncio.run(_seed(database_url, directory))
         fixture = Fixture(directory, database_url, authorization, post_id)
@@ -151,10 +154,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def headers(fixture: Fixture) -> dict[str, str]:
-    """What an MCP client sends on each POST (wrk/post.lua sends the same)."""
+def headers(fixture: Fixture, authorization: str | None = None) -> dict[str, str]:
+    """What an MCP client sends on each POST (wrk/post.lua sends the same); the fixture's
+    application password unless another ``authorization`` is given."""
     return {
-        "Authorization": fixture.authorization,
+        "Authorization": authorization or fixture.authorization,
         "Content-Type": "application/json",
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": PROTOCOL_VERSION,
@@ -193,6 +197,12 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:<port>``: the server's public origin (its settings derive the
+        OAuth resource, ``<origin>/mcp``, from it)."""
+        return self.url.removesuffix("/mcp")
+
     def cpu_seconds(self) -> CpuTimes:
         """CPU time so far of the event-loop thread and of all other threads (the aiosqlite
         connection threads, where SQLite runs). The process total includes threads that have
@@ -225,9 +235,12 @@ def running_server(
     *,
     pin: bool,
     timeout: float = 90.0,
+    probe: Callable[[RunningServer], None] | None = None,
 ) -> Iterator[RunningServer]:
-    """Start one server process pinned to the server core; yield once it answers a real
-    ``whoami`` call. Stopped with SIGINT so uvicorn shuts down cleanly."""
+    """Start one server process pinned to the server core; yield once ``probe`` succeeds
+    (default: a real ``whoami`` call with the fixture's credential). ``probe`` raises
+    ``httpx.TransportError`` while the server is not listening yet, anything else when it
+    answers wrongly. Stopped with SIGINT so uvicorn shuts down cleanly."""
     port = free_port()
     argv = [
         sys.executable,
@@ -256,27 +269,30 @@ def running_server(
         )
     server = RunningServer(kind, f"http://127.0.0.1:{port}/mcp", process, log_path)
     try:
-        _wait_ready(server, fixture, timeout)
+        _wait_ready(server, probe or (lambda s: probe_whoami(s, fixture)), timeout)
         yield server
     finally:
         _stop(process)
 
 
-def _wait_ready(server: RunningServer, fixture: Fixture, timeout: float) -> None:
+def probe_whoami(server: RunningServer, fixture: Fixture) -> None:
+    """The default readiness probe: one ``whoami`` call that must return a real result."""
+    response = httpx.post(server.url, content=fixture.bodies["whoami"], headers=headers(fixture), timeout=5)
+    parse_result(response)
+
+
+def _wait_ready(server: RunningServer, probe: Callable[[RunningServer], None], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last_error = "no answer"
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.kind.label} exited: {tail(server.log_path)}")
         try:
-            response = httpx.post(
-                server.url, content=fixture.bodies["whoami"], headers=headers(fixture), timeout=5
-            )
+            probe(server)  # a started server that answers wrongly is a hard failure
         except httpx.TransportError as exc:
             last_error = repr(exc)
             time.sleep(0.1)
             continue
-        parse_result(response)  # a started server that answers wrongly is a hard failure
         return
     raise RuntimeError(f"{server.kind.label} not ready after {timeout:.0f} s: {last_error}")
 
@@ -301,9 +317,13 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def check_tool(server: RunningServer, fixture: Fixture, tool: str) -> tuple[dict[str, Any], int]:
+def check_tool(
+    server: RunningServer, fixture: Fixture, tool: str, authorization: str | None = None
+) -> tuple[dict[str, Any], int]:
     """One real call before measuring: the structured result and the response size."""
-    response = httpx.post(server.url, content=fixture.bodies[tool], headers=headers(fixture), timeout=10)
+    response = httpx.post(
+        server.url, content=fixture.bodies[tool], headers=headers(fixture, authorization), timeout=10
+    )
     result = parse_result(response)
     structured = result.get("structuredContent")
     if structured is None:
@@ -357,9 +377,15 @@ def run_wrk(
     seconds: float,
     connections: int,
     pin: bool,
+    authorization: str | None = None,
+    script: Path = LUA_SCRIPT,
+    url: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Closed-loop load: ``connections`` keep-alive connections each sending the next request
-    as soon as the previous answer arrives."""
+    as soon as the previous answer arrives. By default ``post.lua`` POSTs ``body`` to /mcp
+    with the fixture's credential; ``script``, ``url`` and ``env`` drive another endpoint
+    (``refresh.lua`` on /oauth/token). Every script prints the summary of ``summary.lua``."""
     argv = [
         wrk,
         "-t1",
@@ -368,18 +394,20 @@ def run_wrk(
         "--timeout",
         "10s",
         "-s",
-        str(LUA_SCRIPT),
-        server.url,
+        str(script),
+        url or server.url,
     ]
-    env = {
+    full_env = {
         **os.environ,
+        "BENCH_LUA_DIR": str(LUA_SCRIPT.parent),
         "BENCH_BODY": body.decode(),
-        "BENCH_AUTH": fixture.authorization,
+        "BENCH_AUTH": authorization or fixture.authorization,
         "BENCH_PROTOCOL": PROTOCOL_VERSION,
+        **(env or {}),
     }
     cpu_before = server.cpu_seconds()
     done = subprocess.run(  # noqa: S603 - our own argv
-        pinned(CLIENT_CPU, argv, pin), env=env, capture_output=True, text=True, check=False
+        pinned(CLIENT_CPU, argv, pin), env=full_env, capture_output=True, text=True, check=False
     )
     cpu = server.cpu_seconds() - cpu_before
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)

@@ -3,6 +3,8 @@
 -- Every response body is checked for a JSON-RPC error or an isError tool result, because a
 -- benchmark of error responses would be a fake result; `done` prints one JSON line.
 
+dofile(os.getenv("BENCH_LUA_DIR") .. "/summary.lua")
+
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
@@ -17,29 +19,16 @@ function setup(thread)
 end
 
 -- Per-thread counters (each wrk thread has its own Lua state; `done` sums them).
-responses = 0
+checked = 0
 rpc_errors = 0
 
 function response(status, headers, body)
-  responses = responses + 1
+  checked = checked + 1
   if string.find(body, '"error":{', 1, true) or string.find(body, '"isError":true', 1, true) then
     rpc_errors = rpc_errors + 1
   end
 end
 
 function done(summary, latency, requests)
-  local checked, errors = 0, 0
-  for _, thread in ipairs(threads) do
-    checked = checked + thread:get("responses")
-    errors = errors + thread:get("rpc_errors")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
-    '"max_us":%d,"mean_us":%.1f,"non2xx":%d,"connect_errors":%d,"read_errors":%d,' ..
-    '"write_errors":%d,"timeouts":%d,"checked":%d,"rpc_errors":%d}\n',
-    summary.requests, summary.duration, summary.bytes,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, latency.mean, e.status, e.connect, e.read, e.write, e.timeout,
-    checked, errors))
+  write_summary(threads, summary, latency, {"checked", "rpc_errors"})
 end
