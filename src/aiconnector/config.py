@@ -44,6 +44,13 @@ class Settings:
     dynamic_client_ttl_seconds: int = 7 * 24 * 3600
     # OAuth: client registrations (RFC 7591) accepted per client address per minute.
     registrations_per_minute: int = 20
+    # OAuth device grant (RFC 8628): how long a device code and its user code live, and the
+    # polling interval a device starts with (each too-early poll adds 5 s to it).
+    device_code_ttl_seconds: int = 600
+    device_poll_interval: int = 5
+    # Wrong user codes a signed-in person, and an address, may enter per code lifetime.
+    device_wrong_codes_per_user: int = 5
+    device_wrong_codes_per_address: int = 20
     admin_password: str | None = field(default=None, repr=False)
     log_level: str = "info"
 

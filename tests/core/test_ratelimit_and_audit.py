@@ -50,3 +50,13 @@ async def test_audit_flush_is_durable_and_queryable(rt) -> None:  # noqa: ANN001
     [event] = await rt.audit.query(events=["auth.failure"], limit=1)
     assert event.detail == {"password": "[redacted]", "username": "x"}
     assert event.ip == "192.0.2.1"
+
+
+async def test_a_short_window_limiter_does_not_erase_a_longer_ones_counts(rt) -> None:  # noqa: ANN001
+    hourly = FailureLimiter(rt.sessions, limit=2, window_seconds=3600)
+    minutely = FailureLimiter(rt.sessions, limit=100, window_seconds=60)
+    await hourly.record_failure(["user:hourly"])
+    await hourly.record_failure(["user:hourly"])
+    await minutely.record_failure(["ip:192.0.2.7"])  # cleans up its own old windows only
+    with pytest.raises(RateLimited):
+        await hourly.check(["user:hourly"])

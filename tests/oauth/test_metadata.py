@@ -25,7 +25,11 @@ def test_metadata_describes_what_is_served(auth_server: AuthServer, path: str) -
     assert meta["revocation_endpoint"] == f"{origin}/oauth/revoke"
     assert meta["introspection_endpoint"] == f"{origin}/oauth/introspect"
     assert meta["response_types_supported"] == ["code"]
-    assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
+    assert meta["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["token_endpoint_auth_methods_supported"] == [
         "none",
@@ -35,8 +39,7 @@ def test_metadata_describes_what_is_served(auth_server: AuthServer, path: str) -
     assert meta["scopes_supported"] == list(ALL_SCOPES) and "offline_access" not in meta["scopes_supported"]
     assert meta["client_id_metadata_document_supported"] is True
     assert meta["authorization_response_iss_parameter_supported"] is True
-    # Not served yet, so not advertised (VS Code would try it).
-    assert "device_authorization_endpoint" not in meta
+    assert meta["device_authorization_endpoint"] == f"{origin}/oauth/device_authorization"
 
 
 @pytest.mark.parametrize("path", [*PATHS, "/oauth/register", "/oauth/token", "/oauth/revoke"])

@@ -198,8 +198,9 @@ async def test_unsupported_grant_type(flow: Flow) -> None:
         {"grant_type": "password", "username": "admin", "password": "x", **flow.auth()}
     )
     assert_error(response, 400, "unsupported_grant_type")
+    # The device grant exists, but this client did not register for it.
     device = await flow.post({"grant_type": "urn:ietf:params:oauth:grant-type:device_code", **flow.auth()})
-    assert_error(device, 400, "unsupported_grant_type")
+    assert_error(device, 400, "unauthorized_client")
 
 
 async def test_token_endpoint_wants_a_form(flow: Flow, auth_server: AuthServer) -> None:

@@ -1,16 +1,20 @@
 """``aiconnector clients``: OAuth clients the site owner registers, lists and deletes.
 
 Pre-registered clients are for agents and tools the owner sets up by hand (a script, an
-internal service that introspects tokens). Dynamic and metadata-document clients register
+internal service that introspects tokens); ``--device`` ones for headless agents that sign in
+with the device grant (``aiconnector login``). Dynamic and metadata-document clients register
 themselves and show up in the list too."""
 
 from __future__ import annotations
+
+import shlex
 
 import click
 
 from aiconnector.cli.main import run_with_runtime
 from aiconnector.cli.output import emit
 from aiconnector.core import clients as store
+from aiconnector.core.scopes import UnknownScope, format_scopes, parse_scopes
 from aiconnector.runtime import Runtime
 
 COLUMNS = [
@@ -38,14 +42,43 @@ def clients_group() -> None:
     help="Where authorization codes may be sent (repeatable). Loopback http URIs match any port.",
 )
 @click.option("--confidential", is_flag=True, help="Give the client a secret (client_secret_basic/post).")
+@click.option(
+    "--device",
+    is_flag=True,
+    help="A public client for headless agents (device grant, RFC 8628); prints the login command.",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="With --device: scopes the printed commands ask for (repeatable, or space-separated).",
+)
 @click.pass_context
-def clients_create(ctx: click.Context, name: str, redirect_uris: tuple[str, ...], confidential: bool) -> None:
+def clients_create(
+    ctx: click.Context,
+    name: str,
+    redirect_uris: tuple[str, ...],
+    confidential: bool,
+    device: bool,
+    scopes: tuple[str, ...],
+) -> None:
     """Register a client; print its id (and its secret, shown only this once)."""
+    if device and (redirect_uris or confidential):
+        raise click.UsageError("--device clients have no redirect URI and no secret")
+    if scopes and not device:
+        raise click.UsageError("--scope only applies to --device clients")
+    try:
+        scope = format_scopes(parse_scopes(scopes)) if scopes else None
+    except UnknownScope as exc:
+        raise click.UsageError(str(exc)) from None
 
     async def work(rt: Runtime) -> store.NewClient:
-        new = await store.create_pre_registered_client(
-            rt.sessions, name=name, redirect_uris=redirect_uris, confidential=confidential
-        )
+        if device:
+            new = await store.create_device_client(rt.sessions, name=name)
+        else:
+            new = await store.create_pre_registered_client(
+                rt.sessions, name=name, redirect_uris=redirect_uris, confidential=confidential
+            )
         rt.audit.record(
             "client.registered",
             detail={
@@ -63,6 +96,39 @@ def clients_create(ctx: click.Context, name: str, redirect_uris: tuple[str, ...]
     if new.secret is not None:
         click.echo(f"client_secret: {new.secret}")
         click.echo("The secret is shown only once; store it now.", err=True)
+    if device:
+        click.echo(device_instructions(ctx.obj.origin, new.record.client_id, scope))
+
+
+def device_instructions(origin: str, client_id: str, scope: str | None) -> str:
+    """What to run on the agent's machine: ``aiconnector login`` where the package is
+    installed, else a plain ``curl`` device authorization request (then poll the token
+    endpoint as RFC 8628 §3.4 says). The origin is this server's public URL
+    (``AICONNECTOR_PUBLIC_URL``)."""
+    login = ["aiconnector", "login", origin, "--client-id", client_id]
+    curl = [
+        "curl",
+        "-sS",
+        "-X",
+        "POST",
+        f"{origin}/oauth/device_authorization",
+        "-d",
+        f"client_id={client_id}",
+    ]
+    if scope:
+        login += ["--scope", scope]
+        curl += ["--data-urlencode", f"scope={scope}"]
+    return "\n".join(
+        [
+            "",
+            "On the agent's machine, run:",
+            f"  {shlex.join(login)}",
+            "Without the aiconnector package:",
+            f"  {shlex.join(curl)}",
+            "then open verification_uri_complete in a browser and poll the token endpoint with",
+            "  grant_type=urn:ietf:params:oauth:grant-type:device_code and the device_code.",
+        ]
+    )
 
 
 @clients_group.command("list")

@@ -53,10 +53,10 @@ def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None) -> 
 
 
 def register_commands() -> None:
-    from aiconnector.cli import access, clients, docs, serve
+    from aiconnector.cli import access, agent, clients, docs, serve
 
     cli.add_command(serve.serve)
-    for command in (*access.COMMANDS, clients.clients, docs.docs):
+    for command in (*access.COMMANDS, *agent.COMMANDS, clients.clients, docs.docs):
         cli.add_command(command)
 
 

@@ -25,7 +25,11 @@ from aiconnector.db.models import utcnow
 from aiconnector.errors import InvalidInput, OAuthError
 from aiconnector.net.safe_fetch import fetch_url
 
-SUPPORTED_GRANTS: tuple[str, ...] = ("authorization_code", "refresh_token")
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Every grant the token endpoint serves, in the order metadata and registrations list them.
+SUPPORTED_GRANTS: tuple[str, ...] = ("authorization_code", "refresh_token", DEVICE_CODE_GRANT)
+# What a client gets when it names no grant types (RFC 7591 §2 defaults to the code grant).
+DEFAULT_GRANTS: tuple[str, ...] = ("authorization_code", "refresh_token")
 AUTH_METHODS: tuple[str, ...] = ("none", "client_secret_post", "client_secret_basic")
 DEFAULT_CLIENT_NAME = "MCP client"
 MAX_REDIRECT_URIS = 20
@@ -92,23 +96,26 @@ def parse_client_metadata(
 
     Defaults follow what MCP clients expect rather than RFC 7591's letter: a missing
     ``token_endpoint_auth_method`` means ``none`` (public client), and missing grant types mean
-    ``authorization_code`` + ``refresh_token``. The refresh grant is part of every code flow we
-    run, so it is always added next to ``authorization_code`` (and echoed back)."""
+    ``authorization_code`` + ``refresh_token``. The refresh grant is part of every flow we run,
+    so it is always added (and echoed back). A client may ask for the device grant (RFC 8628)
+    besides or instead of the code grant — VS Code asks for both; a headless agent only for
+    the device grant, and then needs no redirect URI, since no code is ever redirected."""
     method = doc.get("token_endpoint_auth_method", "none")
     if method not in AUTH_METHODS:
         raise _bad(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
-    grants = _string_list(doc, "grant_types", SUPPORTED_GRANTS)
-    unsupported = [g for g in grants if g not in SUPPORTED_GRANTS]
+    asked = _string_list(doc, "grant_types", DEFAULT_GRANTS)
+    unsupported = [g for g in asked if g not in SUPPORTED_GRANTS]
     if unsupported:
         raise _bad(f"unsupported grant_types: {', '.join(unsupported)}")
-    if "authorization_code" not in grants:
-        raise _bad("grant_types must include authorization_code")
-    grants = SUPPORTED_GRANTS
-    response_types = _string_list(doc, "response_types", ("code",))
-    if set(response_types) != {"code"}:
-        raise _bad('response_types must be ["code"]')
+    code_grant = "authorization_code" in asked
+    if not code_grant and DEVICE_CODE_GRANT not in asked:
+        raise _bad(f"grant_types must include authorization_code or {DEVICE_CODE_GRANT}")
+    grants = tuple(g for g in SUPPORTED_GRANTS if g in asked or g == "refresh_token")
+    response_types = _string_list(doc, "response_types", ("code",) if code_grant else ())
+    if set(response_types) - {"code"} or (code_grant and not response_types):
+        raise _bad('response_types must be ["code"] (or [] for a device-only client)')
     redirect_uris = _string_list(doc, "redirect_uris", ())
-    if not redirect_uris:
+    if not redirect_uris and code_grant:
         raise OAuthError("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
     if len(redirect_uris) > MAX_REDIRECT_URIS:
         raise OAuthError("invalid_redirect_uri", f"at most {MAX_REDIRECT_URIS} redirect URIs")

@@ -10,7 +10,8 @@ Clients come in four kinds (``oauth_clients.kind``):
   the row is a cache of that document, refreshed after ``refresh_after``.
 * ``pre_registered`` — created by the site owner (``aiconnector clients create``); may be
   confidential (has a secret).
-* ``device`` — reserved for the device authorization grant.
+* ``device`` — created by the site owner for headless agents (``clients create --device``):
+  public, no redirect URI, only the device authorization grant (RFC 8628) and refresh.
 
 ``resolve_client`` is the single way the authorization and token endpoints learn about a
 client. Client secrets are random (186 bits), so only their SHA-256 is stored and compared in
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiconnector.config import Settings
 from aiconnector.core.audit import AuditLog
 from aiconnector.core.client_metadata import (
+    DEVICE_CODE_GRANT,
     ClientMetadata,
     DocumentUnavailable,
     clean_name,
@@ -267,6 +269,19 @@ async def create_pre_registered_client(
         token_endpoint_auth_method="client_secret_basic" if confidential else "none",
     )
     return await _insert_client(sessions, kind="pre_registered", meta=meta, document={}, expires_at=None)
+
+
+async def create_device_client(sessions: async_sessionmaker[AsyncSession], *, name: str) -> NewClient:
+    """A public client for the device grant only. It has no secret because it runs on
+    machines the owner hands out (CI runners, servers): its device codes are bound to it, and
+    every connection it gets still needs a person to approve a code in the browser."""
+    meta = ClientMetadata(
+        name=clean_name(name, "") or "unnamed device",
+        redirect_uris=(),
+        grant_types=(DEVICE_CODE_GRANT, "refresh_token"),
+        token_endpoint_auth_method="none",
+    )
+    return await _insert_client(sessions, kind="device", meta=meta, document={}, expires_at=None)
 
 
 async def verify_client_secret(

@@ -68,6 +68,48 @@ def check_pkce(verifier: str | None, challenge: str) -> None:
         raise OAuthError("invalid_grant", "code_verifier does not match the code challenge")
 
 
+async def open_connection(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    client_id: str,
+    agent_name: str,
+    method: str,
+    scopes: str,
+    resource: str,
+    settings: Settings,
+    audit: AuditLog,
+) -> TokenPair:
+    """Inside the caller's transaction (the one that consumed the grant): the connection, its
+    first token pair, the client's "last used" and the ``connection.created`` audit event.
+    Shared by every grant that turns a person's approval into a connection (authorization
+    code, device code), so a grant either commits all of these or none."""
+    conn = new_connection(
+        user_id=user_id, agent_name=agent_name, method=method, scopes=scopes, client_id=client_id
+    )
+    session.add(conn)
+    await session.flush()
+    pair, _ = await issue_token_pair(
+        session,
+        connection_id=conn.id,
+        client_id=client_id,
+        access_scopes=scopes,
+        refresh_scopes=scopes,
+        resource=resource,
+        settings=settings,
+    )
+    await note_connection(session, client_id, settings=settings)
+    session.add(
+        audit.event_row(
+            "connection.created",
+            user_id=user_id,
+            connection_id=conn.id,
+            detail={"method": method, "agent_name": agent_name, "client_id": client_id, "scopes": scopes},
+        )
+    )
+    return pair
+
+
 @dataclass(frozen=True, slots=True)
 class _Issued:
     pair: TokenPair
@@ -116,46 +158,25 @@ async def _redeem(
     check_resource(resource, row.resource, settings)
     check_pkce(code_verifier, row.code_challenge)
 
-    conn = new_connection(
+    pair = await open_connection(
+        session,
         user_id=row.user_id,
+        client_id=client.client_id,
         agent_name=row.agent_name,
         method=METHOD,
         scopes=row.scopes,
-        client_id=client.client_id,
-    )
-    session.add(conn)
-    await session.flush()
-    row.connection_id = conn.id
-    pair, _ = await issue_token_pair(
-        session,
-        connection_id=conn.id,
-        client_id=client.client_id,
-        access_scopes=row.scopes,
-        refresh_scopes=row.scopes,
         resource=row.resource,
         settings=settings,
+        audit=audit,
     )
-    await note_connection(session, client.client_id, settings=settings)
-    session.add(
-        audit.event_row(
-            "connection.created",
-            user_id=row.user_id,
-            connection_id=conn.id,
-            detail={
-                "method": METHOD,
-                "agent_name": row.agent_name,
-                "client_id": client.client_id,
-                "scopes": row.scopes,
-            },
-        )
-    )
+    row.connection_id = pair.connection_id
     replaced = (
         await session.scalars(
             select(Connection.id).where(
                 Connection.user_id == row.user_id,
                 Connection.client_id == client.client_id,
                 Connection.revoked_at.is_(None),
-                Connection.id != conn.id,
+                Connection.id != pair.connection_id,
             )
         )
     ).all()

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiconnector.db.models import RateCounter
 from aiconnector.errors import RateLimited
 
+MAX_WINDOW = 24 * 3600  # no limiter counts over more than a day
+
 
 class FailureLimiter:
     def __init__(
@@ -50,6 +52,7 @@ class FailureLimiter:
         start = self._window_start()
         async with self._sessions.begin() as session:
             insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            keys = list(keys)
             for key in keys:
                 stmt = insert(RateCounter).values(key=key, window_start=start, count=1)
                 stmt = stmt.on_conflict_do_update(
@@ -57,4 +60,9 @@ class FailureLimiter:
                     set_={"count": RateCounter.count + 1},
                 )
                 await session.execute(stmt)
-            await session.execute(delete(RateCounter).where(RateCounter.window_start < start - self.window))
+            # Old windows of these keys only: other limiters may use longer windows. Rows of
+            # any key older than the longest window anyone uses are dropped too.
+            await session.execute(
+                delete(RateCounter).where(RateCounter.key.in_(keys), RateCounter.window_start < start)
+            )
+            await session.execute(delete(RateCounter).where(RateCounter.window_start < start - MAX_WINDOW))

@@ -191,7 +191,9 @@ class DeviceCode(Base):
     client_id: Mapped[str] = mapped_column(String(500))
     scopes: Mapped[str] = mapped_column(String(500))
     resource: Mapped[str] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|approved|denied|used|expired
+    status: Mapped[str] = mapped_column(
+        String(20), default="pending"
+    )  # pending|approved|denied|used|expired|locked
     interval: Mapped[int] = mapped_column(Integer, default=5)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)

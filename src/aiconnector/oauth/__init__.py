@@ -1,11 +1,13 @@
 """The OAuth 2.1 authorization server's HTTP endpoints, one module each (fosite-style):
-``metadata``, ``register``, ``token``, ``revoke``, ``introspect`` (and ``authorize``, with the
-browser side). Rules and transactions live in ``core``; these modules only speak HTTP."""
+``metadata``, ``register``, ``token`` (its grants: ``device_grant`` besides the core ones),
+``device_authorization``, ``revoke``, ``introspect`` (and ``authorize``, with the browser
+side). Rules and transactions live in ``core``; these modules only speak HTTP."""
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
+from aiconnector.oauth.device_authorization import device_authorization_endpoint
 from aiconnector.oauth.http import endpoint
 from aiconnector.oauth.introspect import introspect_endpoint
 from aiconnector.oauth.metadata import metadata_endpoint
@@ -18,7 +20,8 @@ __all__ = ["OAuthState", "oauth_routes"]
 
 
 def oauth_routes(state: StateSource) -> list[Route]:
-    """Routes for metadata, registration, token, revocation and introspection.
+    """Routes for metadata, registration, token, device authorization, revocation and
+    introspection.
 
     ``state`` is the ``OAuthState`` or a zero-argument callable returning it (the state needs
     the database, which exists only once the server's lifespan has started)."""
@@ -35,6 +38,11 @@ def oauth_routes(state: StateSource) -> list[Route]:
         Route(
             "/oauth/token",
             endpoint(token_endpoint, state, cors=True, methods=post),
+            methods=[*post, "OPTIONS"],
+        ),
+        Route(
+            "/oauth/device_authorization",
+            endpoint(device_authorization_endpoint, state, cors=True, methods=post),
             methods=[*post, "OPTIONS"],
         ),
         Route(

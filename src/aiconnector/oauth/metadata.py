@@ -2,9 +2,10 @@
 and ``/.well-known/openid-configuration`` (some clients only look there).
 
 ``issuer`` is the public origin exactly, the URL the document is served under. Only what is
-actually served is advertised: the device authorization endpoint and grant come with their
-own issue. ``scopes_supported`` is our vocabulary and never ``offline_access`` (Cursor and
-Claude Code request every listed scope; refresh tokens come with every grant anyway)."""
+actually served is advertised — including the device authorization endpoint and grant
+(RFC 8628), which VS Code and ``aiconnector login`` look for. ``scopes_supported`` is our
+vocabulary and never ``offline_access`` (Cursor and Claude Code request every listed scope;
+refresh tokens come with every grant anyway)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
         "registration_endpoint": f"{origin}/oauth/register",
         "revocation_endpoint": f"{origin}/oauth/revoke",
         "introspection_endpoint": f"{origin}/oauth/introspect",
+        "device_authorization_endpoint": f"{origin}/oauth/device_authorization",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": list(SUPPORTED_GRANTS),

@@ -29,7 +29,7 @@ def registration_response(new: NewClient) -> dict[str, Any]:
         "client_name": r.name,
         "redirect_uris": list(r.redirect_uris),
         "grant_types": list(r.grant_types),
-        "response_types": ["code"],
+        "response_types": ["code"] if "authorization_code" in r.grant_types else [],
         "token_endpoint_auth_method": r.token_endpoint_auth_method,
     }
     if new.secret is not None:

@@ -3,9 +3,10 @@
 Order of work: read the form strictly (``application/x-www-form-urlencoded`` only,
 parameters once each), authenticate the client (``client_auth``), check the grant type is
 one we serve and the client registered, then hand over to the grant, whose rules and
-transaction live in core: ``core.code_grant`` (``authorization_code``) and ``core.refresh``
-(``refresh_token``). Successful responses carry ``Cache-Control: no-store`` and
-``Pragma: no-cache`` (RFC 6749 §5.1)."""
+transaction live in core: ``core.code_grant`` (``authorization_code``), ``core.refresh``
+(``refresh_token``) and ``core.device`` (the RFC 8628 device grant, via ``device_grant``).
+Successful responses carry ``Cache-Control: no-store`` and ``Pragma: no-cache`` (RFC 6749
+§5.1)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aiconnector.core.client_metadata import DEVICE_CODE_GRANT
 from aiconnector.core.clients import ClientRecord
 from aiconnector.core.code_grant import redeem_authorization_code
 from aiconnector.core.refresh import refresh_token_grant
 from aiconnector.core.tokens import TokenPair
 from aiconnector.errors import OAuthError
 from aiconnector.oauth.client_auth import authenticate_client
+from aiconnector.oauth.device_grant import device_code_grant
 from aiconnector.oauth.http import NO_STORE, client_ip, json_response, read_form
 from aiconnector.oauth.state import OAuthState
 
@@ -71,6 +74,7 @@ async def _refresh_token(
 GRANTS: dict[str, Grant] = {
     "authorization_code": _authorization_code,
     "refresh_token": _refresh_token,
+    DEVICE_CODE_GRANT: device_code_grant,
 }
 
 

@@ -1,4 +1,5 @@
-"""The browser-facing routes of the authorization server: sign-in, sign-out and consent.
+"""The browser-facing routes of the authorization server: sign-in, sign-out, consent and the
+device verification page.
 
 ``web_routes`` takes the state itself or a function returning it: the app builds its routes
 before its lifespan has opened the database, so it can pass ``lambda: self.web_state`` and
@@ -13,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aiconnector.oauth.authorize import authorize_get, authorize_post
+from aiconnector.web.device import device_get, device_post
 from aiconnector.web.login import login_get, login_post, logout_get, logout_post
 from aiconnector.web.state import WebState
 
@@ -43,4 +45,5 @@ def web_routes(state: StateSource) -> list[Route]:
         _route("/login", login_get, login_post, state),
         _route("/logout", logout_get, logout_post, state),
         _route("/oauth/authorize", authorize_get, authorize_post, state),
+        _route("/device", device_get, device_post, state),
     ]
