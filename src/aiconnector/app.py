@@ -38,6 +38,7 @@ from aiconnector.sites.demo import seed_demo_content
 from aiconnector.web.public import make_public_views
 from aiconnector.web.routes import web_routes
 from aiconnector.web.state import WebState
+from aiconnector.web.static_files import static_mount
 
 
 def protected_resource_metadata(settings: Settings) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class Server:
         return [
             *oauth_routes(lambda: self._oauth),
             *web_routes(lambda: self._web),
+            static_mount(),
             Route("/.well-known/oauth-protected-resource", prm),
             Route("/.well-known/oauth-protected-resource/mcp", prm),
             Route("/healthz", healthz),
@@ -125,8 +127,9 @@ class Server:
             )
             rt.bus.subscribe(authenticator.forget_connection)
             rt.bus.subscribe(self.inflight.cancel_connection)
+            rt.bus.subscribe_changes(authenticator.forget_connection)
             self._oauth = OAuthState.build(settings, rt.sessions, rt.audit, rt.bus)
-            self._web = WebState.create(settings, rt.sessions, rt.audit)
+            self._web = WebState.create(settings, rt.sessions, rt.audit, bus=rt.bus)
             watcher = RevocationWatcher(rt.sessions, rt.bus)
             janitor = PeriodicTask("purge-expired-clients", lambda: purge_expired_clients(rt.sessions), 3600)
             for part in (rt.audit, activity, watcher, janitor):

@@ -25,18 +25,33 @@ RevocationListener = Callable[[str], None]
 
 
 class RevocationBus:
+    """Two channels: *revoked* (drop cached credentials and cancel in-flight requests) and
+    *changed* (a live connection's scopes or name changed: drop cached credentials so the next
+    request sees the change, but let running requests finish)."""
+
     def __init__(self) -> None:
         self._listeners: list[RevocationListener] = []
+        self._change_listeners: list[RevocationListener] = []
 
     def subscribe(self, listener: RevocationListener) -> None:
         self._listeners.append(listener)
 
+    def subscribe_changes(self, listener: RevocationListener) -> None:
+        self._change_listeners.append(listener)
+
     def publish(self, connection_id: str) -> None:
-        for listener in self._listeners:
-            try:
-                listener(connection_id)
-            except Exception:  # one failing listener must not stop the others
-                log.exception("revocation listener failed for %s", connection_id)
+        _notify(self._listeners, connection_id)
+
+    def publish_change(self, connection_id: str) -> None:
+        _notify(self._change_listeners, connection_id)
+
+
+def _notify(listeners: list[RevocationListener], connection_id: str) -> None:
+    for listener in listeners:
+        try:
+            listener(connection_id)
+        except Exception:  # one failing listener must not stop the others
+            log.exception("connection listener failed for %s", connection_id)
 
 
 class RevocationWatcher:

@@ -5,13 +5,14 @@ their own, so each test server can have its own limits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.config import Settings
 from aiconnector.core.audit import AuditLog
+from aiconnector.core.events import RevocationBus
 from aiconnector.core.ratelimit import FailureLimiter
 from aiconnector.web.keys import SecretKeys
 
@@ -29,6 +30,8 @@ class WebState:
     user_limiter: FailureLimiter
     address_limiter: FailureLimiter
     keys: SecretKeys
+    # Revocations and changes made from the browser reach caches and in-flight requests here.
+    bus: RevocationBus = field(default_factory=RevocationBus)
 
     @property
     def site_host(self) -> str:
@@ -44,6 +47,7 @@ class WebState:
         *,
         failures_per_user: int = LOGIN_FAILURES_PER_USER,
         failures_per_address: int = LOGIN_FAILURES_PER_ADDRESS,
+        bus: RevocationBus | None = None,
     ) -> WebState:
         return cls(
             settings=settings,
@@ -52,4 +56,5 @@ class WebState:
             user_limiter=FailureLimiter(sessions, limit=failures_per_user, window_seconds=60),
             address_limiter=FailureLimiter(sessions, limit=failures_per_address, window_seconds=60),
             keys=SecretKeys(sessions),
+            bus=bus or RevocationBus(),
         )
