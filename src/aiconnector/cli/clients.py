@@ -7,13 +7,12 @@ themselves and show up in the list too."""
 
 from __future__ import annotations
 
-import shlex
-
 import click
 
 from aiconnector.cli.main import run_with_runtime
 from aiconnector.cli.output import emit
 from aiconnector.core import clients as store
+from aiconnector.core.device_instructions import device_instructions
 from aiconnector.core.scopes import UnknownScope, format_scopes, parse_scopes
 from aiconnector.runtime import Runtime
 
@@ -98,37 +97,6 @@ def clients_create(
         click.echo("The secret is shown only once; store it now.", err=True)
     if device:
         click.echo(device_instructions(ctx.obj.origin, new.record.client_id, scope))
-
-
-def device_instructions(origin: str, client_id: str, scope: str | None) -> str:
-    """What to run on the agent's machine: ``aiconnector login`` where the package is
-    installed, else a plain ``curl`` device authorization request (then poll the token
-    endpoint as RFC 8628 §3.4 says). The origin is this server's public URL
-    (``AICONNECTOR_PUBLIC_URL``)."""
-    login = ["aiconnector", "login", origin, "--client-id", client_id]
-    curl = [
-        "curl",
-        "-sS",
-        "-X",
-        "POST",
-        f"{origin}/oauth/device_authorization",
-        "-d",
-        f"client_id={client_id}",
-    ]
-    if scope:
-        login += ["--scope", scope]
-        curl += ["--data-urlencode", f"scope={scope}"]
-    return "\n".join(
-        [
-            "",
-            "On the agent's machine, run:",
-            f"  {shlex.join(login)}",
-            "Without the aiconnector package:",
-            f"  {shlex.join(curl)}",
-            "then open verification_uri_complete in a browser and poll the token endpoint with",
-            "  grant_type=urn:ietf:params:oauth:grant-type:device_code and the device_code.",
-        ]
-    )
 
 
 @clients_group.command("list")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.core.audit import AuditLog
-from aiconnector.core.connections import new_connection
+from aiconnector.core.connections import new_connection, revoke_connection
+from aiconnector.core.events import RevocationBus
 from aiconnector.core.principal import Actor, Principal
 from aiconnector.core.scopes import ALL_SCOPES, format_scopes
 from aiconnector.db.models import AppPassword, Connection, User
@@ -35,6 +37,8 @@ class AppPasswordRecord:
     last_used_at: datetime | None
     last_ip: str | None
     revoked: bool
+    # The owner's id, so a page can ask ``AdminUser.may_manage`` before revoking or rotating.
+    user_id: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -92,39 +96,90 @@ async def create_app_password(
         )
         await session.flush()
         record = AppPasswordRecord(
-            row.id, username, name, row.hint, conn.id, scope_text, row.created_at, None, None, False
+            row.id, username, name, row.hint, conn.id, scope_text, row.created_at, None, None, False, user.id
         )
     return password, record
+
+
+def _listing() -> Select[Any]:
+    """Passwords with their owner and connection. "Last used" and "last address" fall back to
+    the connection's activity, which the activity tracker keeps current on every request."""
+    return (
+        select(
+            AppPassword,
+            User.username,
+            Connection.scopes,
+            Connection.revoked_at,
+            func.coalesce(AppPassword.last_used_at, Connection.last_active_at),
+            func.coalesce(AppPassword.last_ip, Connection.last_ip),
+        )
+        .join(User, User.id == AppPassword.user_id)
+        .join(Connection, Connection.id == AppPassword.connection_id)
+        .order_by(AppPassword.id)
+    )
+
+
+def _from_row(row: Any) -> AppPasswordRecord:
+    p, uname, scopes, revoked_at, last_used_at, last_ip = row
+    return AppPasswordRecord(
+        p.id,
+        uname,
+        p.name,
+        p.hint,
+        p.connection_id,
+        scopes,
+        p.created_at,
+        last_used_at,
+        last_ip,
+        revoked_at is not None,
+        p.user_id,
+    )
 
 
 async def list_app_passwords(
     sessions: async_sessionmaker[AsyncSession], username: str | None = None
 ) -> list[AppPasswordRecord]:
-    stmt = (
-        select(AppPassword, User.username, Connection.scopes, Connection.revoked_at)
-        .join(User, User.id == AppPassword.user_id)
-        .join(Connection, Connection.id == AppPassword.connection_id)
-        .order_by(AppPassword.id)
-    )
+    stmt = _listing()
     if username is not None:
         stmt = stmt.where(User.username == username)
     async with sessions() as session:
         rows = (await session.execute(stmt)).all()
-    return [
-        AppPasswordRecord(
-            p.id,
-            uname,
-            p.name,
-            p.hint,
-            p.connection_id,
-            scopes,
-            p.created_at,
-            p.last_used_at,
-            p.last_ip,
-            revoked_at is not None,
-        )
-        for p, uname, scopes, revoked_at in rows
-    ]
+    return [_from_row(row) for row in rows]
+
+
+async def get_app_password(
+    sessions: async_sessionmaker[AsyncSession], app_password_id: int
+) -> AppPasswordRecord:
+    """One password by id (``NotFound`` if there is none), so a page can check its owner."""
+    async with sessions() as session:
+        row = (await session.execute(_listing().where(AppPassword.id == app_password_id))).first()
+    if row is None:
+        raise NotFound(f"application password {app_password_id} not found")
+    return _from_row(row)
+
+
+async def rotate_app_password(
+    sessions: async_sessionmaker[AsyncSession],
+    app_password_id: int,
+    *,
+    audit: AuditLog,
+    bus: RevocationBus | None = None,
+    rotated_by: int | None = None,
+) -> tuple[str, AppPasswordRecord]:
+    """Replace a password with a new one of the same name, owner and scopes, then revoke the
+    old one (reason "rotated"). The new one is created first, so a failure part-way leaves the
+    owner with a working password rather than none. A revoked password cannot be rotated:
+    that would bring back access someone deliberately removed."""
+    old = await get_app_password(sessions, app_password_id)
+    if old.revoked:
+        raise InvalidInput("a revoked application password cannot be rotated; create a new one")
+    password, new = await create_app_password(
+        sessions, old.username, name=old.name, scopes=frozenset(old.scopes.split()), audit=audit
+    )
+    await revoke_connection(
+        sessions, old.connection_id, audit=audit, bus=bus, revoked_by=rotated_by, reason="rotated"
+    )
+    return password, new
 
 
 async def connection_of(sessions: async_sessionmaker[AsyncSession], app_password_id: int) -> str:

@@ -3,28 +3,44 @@
 Writes are queued and flushed in batches by one background task, so recording an event on the
 request path costs no database round trip; ``flush()`` makes pending events durable (used at
 shutdown and by tests and readers that need read-your-writes). Details are scrubbed of
-anything that looks like a secret before they are queued."""
+anything that looks like a secret before they are queued.
+
+Reading is by keyset on ``id`` (``AuditFilter`` says which events; ``query`` pages through
+them, ``iter_matching`` walks all of them for exports): ids only grow, so a page boundary never
+shifts while new events arrive, and each page costs one index range scan however deep it is."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aiconnector.db.models import AuditEvent, utcnow
+from aiconnector.db.models import AuditEvent, Connection, utcnow
 
 log = logging.getLogger(__name__)
 
 FLUSH_CHUNK = 200
 _INSERT = AuditEvent.__table__.insert()
 _SECRET_MARKERS = ("password", "secret", "token", "authorization", "code_verifier", "cookie")
+
+
+# Events an owner should notice: a replayed code or refresh token means a credential leaked;
+# lockouts and failed sign-ins mean someone is guessing.
+SECURITY_EVENT_PREFIX = "security."
+SECURITY_EVENTS = frozenset({"device.lockout", "device.locked", "login.failure", "auth.failure"})
+OUTCOMES = ("success", "failure")
+
+
+def is_security_event(event: str) -> bool:
+    """Should this event stand out in listings? (The SQL twin is ``AuditFilter.security_only``.)"""
+    return event.startswith(SECURITY_EVENT_PREFIX) or event in SECURITY_EVENTS
 
 
 def scrub(detail: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +101,63 @@ class AuditRecord:
             "user_agent": self.user_agent,
             "detail": self.detail,
         }
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; SQLite compares timestamps as text, so every bound
+    must be in the zone the column is stored in."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which events to read. Every field narrows; the default matches everything.
+
+    ``visible_to_user_id`` is the access rule for people who are not administrators: events
+    about them (``user_id``) or about any connection they own, revoked ones included."""
+
+    events: tuple[str, ...] = ()
+    security_only: bool = False
+    outcome: str | None = None
+    user_id: int | None = None
+    connection_id: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    visible_to_user_id: int | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.events:
+            where.append(AuditEvent.event.in_(list(self.events)))
+        if self.security_only:
+            where.append(
+                or_(
+                    AuditEvent.event.startswith(SECURITY_EVENT_PREFIX, autoescape=True),
+                    AuditEvent.event.in_(sorted(SECURITY_EVENTS)),
+                )
+            )
+        if self.outcome is not None:
+            where.append(AuditEvent.outcome == self.outcome)
+        if self.user_id is not None:
+            where.append(AuditEvent.user_id == self.user_id)
+        if self.connection_id is not None:
+            where.append(AuditEvent.connection_id == self.connection_id)
+        if self.since is not None:
+            where.append(AuditEvent.at >= _utc(self.since))
+        if self.until is not None:
+            where.append(AuditEvent.at < _utc(self.until))
+        if self.visible_to_user_id is not None:
+            owned = select(Connection.id).where(Connection.user_id == self.visible_to_user_id)
+            where.append(
+                or_(AuditEvent.user_id == self.visible_to_user_id, AuditEvent.connection_id.in_(owned))
+            )
+        return where
+
+
+def _record_of(r: AuditEvent) -> AuditRecord:
+    return AuditRecord(
+        r.id, _utc(r.at), r.event, r.outcome, r.user_id, r.connection_id, r.ip, r.user_agent, r.detail or {}
+    )
 
 
 class AuditLog:
@@ -172,26 +245,43 @@ class AuditLog:
         events: Sequence[str] | None = None,
         connection_id: str | None = None,
         user_id: int | None = None,
+        matching: AuditFilter | None = None,
     ) -> list[AuditRecord]:
-        """Newest first (or oldest first after ``after_id``, for following)."""
-        stmt = select(AuditEvent)
+        """Newest first (or oldest first after ``after_id``, for following and for the page
+        before this one). ``matching`` holds the richer filters; the keyword filters narrow it
+        further and stay for the callers that predate it."""
+        where = matching or AuditFilter()
+        if events:
+            where = replace(where, events=tuple(events))
+        if connection_id is not None:
+            where = replace(where, connection_id=connection_id)
+        if user_id is not None:
+            where = replace(where, user_id=user_id)
+        stmt = select(AuditEvent).where(*where.conditions())
         if before_id is not None:
             stmt = stmt.where(AuditEvent.id < before_id)
         if after_id is not None:
             stmt = stmt.where(AuditEvent.id > after_id).order_by(AuditEvent.id.asc())
         else:
             stmt = stmt.order_by(AuditEvent.id.desc())
-        if events:
-            stmt = stmt.where(AuditEvent.event.in_(list(events)))
-        if connection_id is not None:
-            stmt = stmt.where(AuditEvent.connection_id == connection_id)
-        if user_id is not None:
-            stmt = stmt.where(AuditEvent.user_id == user_id)
         async with self._sessions() as session:
             rows = (await session.scalars(stmt.limit(limit))).all()
-        return [
-            AuditRecord(
-                r.id, r.at, r.event, r.outcome, r.user_id, r.connection_id, r.ip, r.user_agent, r.detail or {}
-            )
-            for r in rows
-        ]
+        return [_record_of(r) for r in rows]
+
+    async def iter_matching(self, matching: AuditFilter, *, batch: int = 1000) -> AsyncIterator[AuditRecord]:
+        """Every matching event, newest first, read in keyset batches so an export of the whole
+        log holds one batch in memory and no database session between batches."""
+        before: int | None = None
+        while True:
+            page = await self.query(limit=batch, before_id=before, matching=matching)
+            for record in page:
+                yield record
+            if len(page) < batch:
+                return
+            before = page[-1].id
+
+    async def event_names(self) -> list[str]:
+        """The distinct event names in the log, for the event-type filter."""
+        async with self._sessions() as session:
+            names = (await session.scalars(select(AuditEvent.event).distinct())).all()
+        return sorted(names)

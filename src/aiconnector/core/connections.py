@@ -1,18 +1,22 @@
-"""Connections: one per authorized agent. Listing, revocation and "last active" tracking."""
+"""Connections: one per authorized agent. Listing (keyset pages), renaming and narrowing,
+revocation and "last active" tracking."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Select, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from aiconnector.core.audit import AuditLog
 from aiconnector.core.events import RevocationBus
-from aiconnector.db.models import AppPassword, Connection, User, utcnow
+from aiconnector.core.pg_notify import notify_in_transaction
+from aiconnector.core.scopes import format_scopes
+from aiconnector.db.models import AppPassword, Connection, OAuthToken, User, utcnow
 from aiconnector.errors import NotFound
 from aiconnector.security import new_id
 
@@ -31,6 +35,8 @@ class ConnectionRecord:
     last_ip: str | None
     revoked_at: datetime | None
     revoke_reason: str | None
+    revoked_by: int | None = None
+    revoked_by_name: str | None = None
 
     @property
     def active(self) -> bool:
@@ -54,6 +60,7 @@ class ConnectionRecord:
             "status": "active" if self.active else "revoked",
             "revoked_at": iso(self.revoked_at),
             "revoke_reason": self.revoke_reason,
+            "revoked_by": self.revoked_by_name,
         }
 
 
@@ -71,6 +78,158 @@ def new_connection(
     )
 
 
+PAGE_SIZE = 50
+STATUSES = ("active", "revoked")
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in the newest-first ordering (``created_at`` desc, ``id`` desc), which is
+    what the ``ix_connections_created`` index serves: a page continues from the last row
+    seen instead of skipping N rows, so page 2,000 costs what page 1 costs."""
+
+    created_at: datetime
+    id: str
+
+    def encode(self) -> str:
+        return f"{_utc(self.created_at).isoformat()}~{self.id}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor | None:
+        """None for anything malformed: a hand-edited URL just shows the first page."""
+        if not text or "~" not in text:
+            return None
+        stamp, _, ident = text.partition("~")
+        try:
+            return cls(_utc(datetime.fromisoformat(stamp)), ident[:40])
+        except ValueError:
+            return None
+
+    @classmethod
+    def of(cls, record: ConnectionRecord) -> Cursor:
+        return cls(record.created_at, record.id)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionQuery:
+    """Filters for the connections list. ``status`` is "active", "revoked" or None (both)."""
+
+    user_id: int | None = None
+    method: str | None = None
+    status: str | None = None
+    search: str | None = None
+    connection_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPage:
+    rows: list[ConnectionRecord]
+    # Cursors for the neighbouring pages; None where there is nothing more that way.
+    older: Cursor | None
+    newer: Cursor | None
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _filtered(query: ConnectionQuery) -> Select[tuple[Connection, str, str | None]]:
+    revoker = aliased(User)
+    stmt = (
+        select(Connection, User.username, revoker.username)
+        .join(User, User.id == Connection.user_id)
+        .outerjoin(revoker, revoker.id == Connection.revoked_by)
+    )
+    if query.user_id is not None:
+        stmt = stmt.where(Connection.user_id == query.user_id)
+    if query.connection_id is not None:
+        stmt = stmt.where(Connection.id == query.connection_id)
+    if query.method:
+        stmt = stmt.where(Connection.method == query.method)
+    if query.status == "active":
+        stmt = stmt.where(Connection.revoked_at.is_(None))
+    elif query.status == "revoked":
+        stmt = stmt.where(Connection.revoked_at.is_not(None))
+    if query.search:
+        stmt = stmt.where(Connection.agent_name.icontains(query.search.strip(), autoescape=True))
+    return stmt
+
+
+def _position(cursor: Cursor) -> ColumnElement[object]:
+    """The cursor as a row value, compared with (created_at, id) so the index answers it."""
+    return tuple_(
+        literal(cursor.created_at, Connection.created_at.type), literal(cursor.id, Connection.id.type)
+    )
+
+
+def page_statement(
+    query: ConnectionQuery,
+    *,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+    limit: int = PAGE_SIZE,
+) -> Select[tuple[Connection, str, str | None]]:
+    """The statement for one page, exposed so tests can EXPLAIN it. ``before`` walks to older
+    rows (descending), ``after`` to newer ones (ascending; the caller reverses)."""
+    key = tuple_(Connection.created_at, Connection.id)
+    stmt = _filtered(query)
+    if after is not None:
+        stmt = stmt.where(
+            key > tuple_(literal(after.created_at, Connection.created_at.type), literal(after.id))
+        )
+        return stmt.order_by(Connection.created_at.asc(), Connection.id.asc()).limit(limit)
+    if before is not None:
+        stmt = stmt.where(
+            key < tuple_(literal(before.created_at, Connection.created_at.type), literal(before.id))
+        )
+    return stmt.order_by(Connection.created_at.desc(), Connection.id.desc()).limit(limit)
+
+
+def _record(conn: Connection, username: str, revoked_by_name: str | None) -> ConnectionRecord:
+    return ConnectionRecord(
+        conn.id,
+        conn.user_id,
+        username,
+        conn.agent_name,
+        conn.method,
+        conn.scopes,
+        conn.client_id,
+        _utc(conn.created_at),
+        _utc(conn.last_active_at) if conn.last_active_at else None,
+        conn.last_ip,
+        _utc(conn.revoked_at) if conn.revoked_at else None,
+        conn.revoke_reason,
+        conn.revoked_by,
+        revoked_by_name,
+    )
+
+
+async def page_connections(
+    sessions: async_sessionmaker[AsyncSession],
+    query: ConnectionQuery,
+    *,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+    limit: int = PAGE_SIZE,
+) -> ConnectionPage:
+    """One page newest first, with cursors to the older and newer pages. One extra row is read
+    to know whether there is a further page, so no COUNT(*) is ever needed."""
+    stmt = page_statement(query, before=before, after=after, limit=limit + 1)
+    async with sessions() as session:
+        rows = [_record(*row) for row in (await session.execute(stmt)).all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if after is not None:
+        rows.reverse()
+        older = Cursor.of(rows[-1]) if rows else after
+        newer = Cursor.of(rows[0]) if more and rows else None
+    else:
+        older = Cursor.of(rows[-1]) if more else None
+        newer = Cursor.of(rows[0]) if before is not None and rows else None
+    return ConnectionPage(rows, older, newer)
+
+
 async def list_connections(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -79,37 +238,80 @@ async def list_connections(
     include_revoked: bool = True,
     limit: int = 500,
 ) -> list[ConnectionRecord]:
-    stmt = (
-        select(Connection, User.username)
-        .join(User, User.id == Connection.user_id)
-        .order_by(Connection.created_at.desc(), Connection.id.desc())
-        .limit(limit)
+    """Newest first, without paging (the CLI and small callers)."""
+    query = ConnectionQuery(
+        user_id=user_id, connection_id=connection_id, status=None if include_revoked else "active"
     )
-    if user_id is not None:
-        stmt = stmt.where(Connection.user_id == user_id)
-    if connection_id is not None:
-        stmt = stmt.where(Connection.id == connection_id)
-    if not include_revoked:
-        stmt = stmt.where(Connection.revoked_at.is_(None))
     async with sessions() as session:
-        rows = (await session.execute(stmt)).all()
-    return [
-        ConnectionRecord(
-            c.id,
-            c.user_id,
-            username,
-            c.agent_name,
-            c.method,
-            c.scopes,
-            c.client_id,
-            c.created_at,
-            c.last_active_at,
-            c.last_ip,
-            c.revoked_at,
-            c.revoke_reason,
+        rows = (await session.execute(page_statement(query, limit=limit))).all()
+    return [_record(*row) for row in rows]
+
+
+class ConnectionChangeError(ValueError):
+    """A requested change is not allowed (widening scopes, an empty name)."""
+
+
+async def update_connection(
+    sessions: async_sessionmaker[AsyncSession],
+    connection_id: str,
+    *,
+    audit: AuditLog,
+    bus: RevocationBus | None = None,
+    changed_by: int | None = None,
+    agent_name: str | None = None,
+    scopes: frozenset[str] | None = None,
+) -> None:
+    """Rename a connection and/or narrow its scopes, with its audit event, in one transaction.
+
+    Scopes may only be narrowed: widening would grant what the user never consented to.
+    Access and refresh tokens carry their own scopes (a token is checked against what it
+    says), so narrowing also narrows every live token of the connection in the same
+    transaction; otherwise a token issued before the change would keep the old scopes until
+    it expires. After the commit the bus tells this process to drop cached credentials, so
+    the very next request is checked against the new scopes; running requests finish."""
+    changes: dict[str, object] = {}
+    async with sessions.begin() as session:
+        conn = await session.get(Connection, connection_id, with_for_update=True)
+        if conn is None:
+            raise NotFound(f"connection {connection_id!r} not found")
+        if conn.revoked_at is not None:
+            raise ConnectionChangeError("a revoked connection cannot be changed")
+        if agent_name is not None:
+            name = " ".join(agent_name.split())[:200]
+            if not name:
+                raise ConnectionChangeError("the name cannot be empty")
+            if name != conn.agent_name:
+                changes["agent_name"] = {"from": conn.agent_name, "to": name}
+                conn.agent_name = name
+        if scopes is not None:
+            current = frozenset(conn.scopes.split())
+            if not scopes:
+                raise ConnectionChangeError("keep at least one scope, or revoke the connection")
+            if not scopes <= current:
+                raise ConnectionChangeError("scopes can only be narrowed, never widened")
+            if scopes != current:
+                changes["scopes"] = {"from": conn.scopes, "to": format_scopes(scopes)}
+                conn.scopes = format_scopes(scopes)
+                tokens = await session.scalars(
+                    select(OAuthToken).where(
+                        OAuthToken.connection_id == connection_id, OAuthToken.revoked_at.is_(None)
+                    )
+                )
+                for token in tokens:
+                    token.scopes = format_scopes(scopes & frozenset(token.scopes.split()))
+        if not changes:
+            return
+        session.add(
+            audit.event_row(
+                "connection.updated",
+                user_id=conn.user_id,
+                connection_id=conn.id,
+                detail={"by": changed_by, **changes},
+            )
         )
-        for c, username in rows
-    ]
+        await notify_in_transaction(session, "changed", conn.id)
+    if bus is not None:
+        bus.publish_change(connection_id)
 
 
 async def revoke_connection(
@@ -145,6 +347,7 @@ async def revoke_connection(
                 },
             )
         )
+        await notify_in_transaction(session, "revoked", conn.id)
     if bus is not None:
         bus.publish(connection_id)
     return True

@@ -14,6 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aiconnector.oauth.authorize import authorize_get, authorize_post
+from aiconnector.web.admin.add_routes import add_connection_routes
+from aiconnector.web.admin.admin_routes_misc import audit_users_clients_routes
+from aiconnector.web.admin.connections_routes import connections_routes
 from aiconnector.web.device import device_get, device_post
 from aiconnector.web.login import login_get, login_post, logout_get, logout_post
 from aiconnector.web.state import WebState
@@ -46,4 +49,7 @@ def web_routes(state: StateSource) -> list[Route]:
         _route("/logout", logout_get, logout_post, state),
         _route("/oauth/authorize", authorize_get, authorize_post, state),
         _route("/device", device_get, device_post, state),
+        *connections_routes(state),
+        *audit_users_clients_routes(state),
+        *add_connection_routes(state),
     ]
