@@ -23,6 +23,7 @@ from aiconnector.core.connections import ActivityTracker
 from aiconnector.core.events import RevocationWatcher
 from aiconnector.core.inflight import InflightRequests
 from aiconnector.core.periodic import PeriodicTask
+from aiconnector.core.pg_notify import NotifyListener
 from aiconnector.core.ratelimit import FailureLimiter
 from aiconnector.core.scopes import ALL_SCOPES
 from aiconnector.core.users import first_administrator
@@ -131,8 +132,9 @@ class Server:
             self._oauth = OAuthState.build(settings, rt.sessions, rt.audit, rt.bus)
             self._web = WebState.create(settings, rt.sessions, rt.audit, bus=rt.bus)
             watcher = RevocationWatcher(rt.sessions, rt.bus)
+            listener = NotifyListener(settings, rt.bus, watcher)  # PostgreSQL only; a no-op on SQLite
             janitor = PeriodicTask("purge-expired-clients", lambda: purge_expired_clients(rt.sessions), 3600)
-            for part in (rt.audit, activity, watcher, janitor):
+            for part in (rt.audit, activity, watcher, listener, janitor):
                 await part.start()
                 stack.push_async_callback(part.stop)
             self._site_views = make_public_views(site)

@@ -1,10 +1,13 @@
 """Revocation bus: tells every part of this process that a connection was revoked, so cached
 credentials are dropped and in-flight requests cancelled (DESIGN §7).
 
-Revocations made by *another* process (the CLI, another instance) reach this one through
-``RevocationWatcher``, which polls the ``connections`` table for newly revoked rows. Polling
-works the same on SQLite and PostgreSQL; its interval bounds how long a revoke made elsewhere
-takes to bite (default 1 s), while a revoke made in this process bites at once."""
+Revocations made by *another* process (the CLI, another instance) reach this one in two ways:
+
+* on PostgreSQL, ``core.pg_notify.NotifyListener`` receives the ``NOTIFY`` that the revoking
+  transaction sent, milliseconds after it commits;
+* everywhere, ``RevocationWatcher`` polls the ``connections`` table. On SQLite (one machine)
+  it is the only path; on PostgreSQL it is the fallback that bounds the window while the
+  listener is down, and the listener asks it to resynchronise after every reconnect."""
 
 from __future__ import annotations
 
@@ -12,12 +15,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aiconnector.db.models import Connection
+from aiconnector.db.models import AuditEvent, Connection
 
 log = logging.getLogger(__name__)
 
@@ -54,33 +57,102 @@ def _notify(listeners: list[RevocationListener], connection_id: str) -> None:
             log.exception("connection listener failed for %s", connection_id)
 
 
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` pass; True if it was set.
+
+    Not ``asyncio.wait_for(event.wait(), …)``: on Python 3.11 that swallows a cancellation
+    arriving just as the event is set, and a task stopped that way never stops."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
+    return event.is_set()
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 class RevocationWatcher:
-    """Polls for connections revoked since the last look and publishes them on the bus."""
+    """Polls for connections revoked since the last successful look and publishes them.
+
+    ``revoked_at`` is stamped by the revoking process's clock *before* its transaction
+    commits, so "revoked_at >= time of my last poll" would miss a revoke that committed just
+    after a poll, or one made on a machine whose clock runs behind. Each poll therefore looks
+    back ``lookback`` seconds further (default 30 s, the credential-cache lifetime) and
+    remembers what it already published, so nothing is published twice. After an outage the
+    first successful poll covers everything since the last successful one."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], bus: RevocationBus, *, interval: float = 1.0
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: RevocationBus,
+        *,
+        interval: float = 1.0,
+        lookback: float = 30.0,
     ):
         self._sessions = sessions
         self._bus = bus
-        self._interval = interval
-        self._since = datetime.now(UTC)
+        self.interval = interval
+        self._lookback = timedelta(seconds=lookback)
+        self._last_ok = datetime.now(UTC)
+        self._published: dict[str, datetime] = {}
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    def _window_start(self) -> datetime:
+        return self._last_ok - self._lookback
+
     async def poll_once(self) -> int:
+        """Publish revokes not yet published; returns how many. Raises when the database fails."""
+        started = datetime.now(UTC)
+        since = self._window_start()
         async with self._sessions() as session:
             rows = (
                 await session.execute(
                     select(Connection.id, Connection.revoked_at)
-                    .where(Connection.revoked_at.is_not(None), Connection.revoked_at >= self._since)
+                    .where(Connection.revoked_at.is_not(None), Connection.revoked_at >= since)
                     .order_by(Connection.revoked_at)
                 )
             ).all()
-        for connection_id, revoked_at in rows:
+        fresh = [(cid, _aware(at)) for cid, at in rows if cid not in self._published]
+        for connection_id, revoked_at in fresh:
+            self._published[connection_id] = revoked_at
             self._bus.publish(connection_id)
-            if revoked_at.tzinfo is None:
-                revoked_at = revoked_at.replace(tzinfo=UTC)
-            self._since = max(self._since, revoked_at)
-        return len(rows)
+        self._last_ok = started
+        horizon = self._window_start()
+        self._published = {cid: at for cid, at in self._published.items() if at >= horizon}
+        return len(fresh)
+
+    async def resync(self) -> int:
+        """Catch up after the NOTIFY listener (re)connected: revokes since the last successful
+        poll (minus the look-back), plus name/scope changes recorded in the audit log in that
+        window, which no poll otherwise sees. Publishing a change twice is harmless."""
+        since = self._window_start()
+        async with self._sessions() as session:
+            changed = (
+                await session.scalars(
+                    select(AuditEvent.connection_id)
+                    .where(
+                        AuditEvent.at >= since,
+                        AuditEvent.event == "connection.updated",
+                        AuditEvent.connection_id.is_not(None),
+                    )
+                    .distinct()
+                )
+            ).all()
+        for connection_id in changed:
+            if connection_id is not None:
+                self._bus.publish_change(connection_id)
+        return await self.poll_once() + len(changed)
+
+    def set_interval(self, seconds: float) -> None:
+        """Change the poll interval, taking effect at once (the NOTIFY listener speeds polling
+        up while it is disconnected and relaxes it again once it is back)."""
+        if seconds != self.interval:
+            self.interval = seconds
+            self._wake.set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="revocation-watcher")
@@ -93,7 +165,8 @@ class RevocationWatcher:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            await wait_event(self._wake, self.interval)
+            self._wake.clear()
             try:
                 await self.poll_once()
             except Exception:
