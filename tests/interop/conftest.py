@@ -370,3 +370,62 @@ async def node_run(
                 os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         await asyncio.wait_for(drainer, 10)
+
+
+# --- refresh and revoke (npm clients) ----------------------------------------------------------
+
+SHORT_ACCESS_TTL_S = 2
+
+
+@pytest.fixture(scope="module")
+def short_ttl_sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """SQLite, access tokens that live two seconds: a client's second call needs a refresh."""
+    tmp = tmp_path_factory.mktemp("interop-short-ttl")
+    with (
+        fresh_database("sqlite", tmp) as db,
+        run_server(db, tmp, access_token_ttl=SHORT_ACCESS_TTL_S) as server,
+    ):
+        yield server
+
+
+def refresh_tokens_of(server: LiveServer, connection_id: str) -> list[bool]:
+    """The connection's refresh tokens in issue order, each as "was it rotated (used)"."""
+    from sqlalchemy import select
+
+    from aiconnector.db.models import OAuthToken
+
+    async def query(rt: Any) -> list[bool]:
+        async with rt.sessions() as session:
+            rows = await session.scalars(
+                select(OAuthToken)
+                .where(OAuthToken.connection_id == connection_id, OAuthToken.kind == "refresh")
+                .order_by(OAuthToken.id)
+            )
+            return [row.rotated_at is not None for row in rows]
+
+    return server.run(query)
+
+
+def revoke_connection_now(server: LiveServer, connection_id: str) -> None:
+    """Revoke as the site owner would (core API on another event loop; the server learns of
+    it through its revocation watcher, as with the CLI)."""
+    from aiconnector.core.connections import revoke_connection
+
+    assert server.run(
+        lambda rt: revoke_connection(rt.sessions, connection_id, audit=rt.audit, reason="interop test")
+    )
+
+
+async def wait_until_refused(server: LiveServer, access_token: str, within_s: float = 5.0) -> None:
+    """Poll ``/mcp`` with the client's access token until it is refused (401): the server
+    learns of a revoke through a background watcher, so there is a short window."""
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {**bearer(access_token), "Accept": "application/json, text/event-stream"}
+    deadline = asyncio.get_running_loop().time() + within_s
+    async with http_client(server) as http:
+        while True:
+            status = (await http.post("/mcp", json=body, headers=headers)).status_code
+            if status == 401:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"the revoked token still gets {status}"
+            await asyncio.sleep(0.2)

@@ -7,11 +7,16 @@
 //   stdout {"event":"authorize","url":…}  the SDK wants the person to open this URL
 //   stdin  {"code":…,"state":…}           what the browser got back on the redirect URI
 //   stdout {"event":"result",…}           tools, whoami and the granted scope
+// then commands, one at a time, so the test can act on the server in between:
+//   stdin  {"cmd":"call","name":…,"arguments":{…}}
+//   stdout {"event":"called",…}            the tool's result and fingerprints of the tokens, or
+//   stdout {"event":"error",…}             the call threw (unauthorized: an UnauthorizedError)
+//   stdin  {"cmd":"exit"} (or end of input) close the client and exit 0
 // Anything else (diagnostics) goes to stderr. The state is checked here, as a client must.
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 const [mcpUrl, redirectUrl] = process.argv.slice(2);
 const modules = process.env.AICONNECTOR_NODE_MODULES;
@@ -71,6 +76,14 @@ class MemoryProvider {
   codeVerifier() {
     return this.saved.verifier;
   }
+  // Optional in the SDK, but without it a refused refresh (invalid_grant, e.g. after a revoke)
+  // surfaces as InvalidGrantError instead of a fresh authorization.
+  invalidateCredentials(scope) {
+    this.invalidated = [...(this.invalidated ?? []), scope];
+    if (scope === "all" || scope === "tokens") delete this.saved.tokens;
+    if (scope === "all" || scope === "client") delete this.saved.client;
+    if (scope === "all" || scope === "verifier") delete this.saved.verifier;
+  }
 }
 
 const provider = new MemoryProvider();
@@ -97,12 +110,46 @@ client = newClient();
 await client.connect(transport);
 const tools = (await client.listTools()).tools.map((tool) => tool.name);
 const whoami = await client.callTool({ name: "whoami", arguments: {} });
+// The access token (the test probes the server with it after a revoke) and a fingerprint of
+// the refresh token: enough for the test to see a refresh.
+const fingerprint = (token) => (token ? createHash("sha256").update(token).digest("hex").slice(0, 16) : null);
+const tokenState = () => ({
+  access: provider.saved.tokens?.access_token ?? null,
+  refresh: fingerprint(provider.saved.tokens?.refresh_token),
+  scope: provider.saved.tokens?.scope ?? null,
+});
 emit("result", {
   tools,
   whoami: whoami.structuredContent ?? null,
   isError: whoami.isError ?? false,
   scope: provider.saved.tokens?.scope ?? null,
   hasRefreshToken: Boolean(provider.saved.tokens?.refresh_token),
+  clientId: provider.saved.client?.client_id ?? null,
+  tokens: tokenState(),
 });
+
+for (;;) {
+  const { value: next, done: finished } = await lines.next();
+  if (finished) break;
+  const command = JSON.parse(next);
+  if (command.cmd === "exit") break;
+  if (command.cmd !== "call") throw new Error(`unknown command: ${next}`);
+  try {
+    const called = await client.callTool({ name: command.name, arguments: command.arguments ?? {} });
+    emit("called", {
+      structured: called.structuredContent ?? null,
+      isError: called.isError ?? false,
+      tokens: tokenState(),
+    });
+  } catch (error) {
+    emit("error", {
+      name: error?.constructor?.name ?? typeof error,
+      message: String(error?.message ?? error),
+      unauthorized: error instanceof UnauthorizedError,
+      invalidated: provider.invalidated ?? [],
+      tokens: tokenState(),
+    });
+  }
+}
 await client.close();
 process.exit(0);
