@@ -26,16 +26,14 @@ from aiconnector.core.periodic import PeriodicTask
 from aiconnector.core.pg_notify import NotifyListener
 from aiconnector.core.ratelimit import FailureLimiter
 from aiconnector.core.scopes import ALL_SCOPES
-from aiconnector.core.users import first_administrator
 from aiconnector.db import migrate
 from aiconnector.mcp.auth import RequestAuthenticator
 from aiconnector.mcp.services import McpServices
 from aiconnector.mcp.tools import build_registry
 from aiconnector.mcp.transport import create_mcp_app
 from aiconnector.oauth import OAuthState, oauth_routes
-from aiconnector.runtime import Runtime, ensure_admin, open_runtime
-from aiconnector.sites.builtin import BuiltinSite
-from aiconnector.sites.demo import seed_demo_content
+from aiconnector.runtime import Runtime, open_runtime
+from aiconnector.sites.factory import open_site
 from aiconnector.web.public import make_public_views
 from aiconnector.web.routes import web_routes
 from aiconnector.web.state import WebState
@@ -110,13 +108,7 @@ class Server:
         async with AsyncExitStack() as stack:
             rt = await stack.enter_async_context(open_runtime(settings))
             self.runtime = rt
-            await ensure_admin(rt)
-            site = BuiltinSite(
-                rt.sessions, public_url=settings.origin, max_upload_bytes=settings.max_upload_bytes
-            )
-            admin = await first_administrator(rt.sessions)
-            if settings.demo and admin is not None:
-                await seed_demo_content(rt.sessions, admin_user_id=admin.id)
+            site = await open_site(rt, stack)
             activity = ActivityTracker(rt.sessions, interval=settings.last_used_flush_seconds)
             authenticator = RequestAuthenticator(
                 rt.sessions,

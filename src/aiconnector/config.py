@@ -52,6 +52,19 @@ class Settings:
     device_wrong_codes_per_user: int = 5
     device_wrong_codes_per_address: int = 20
     admin_password: str | None = field(default=None, repr=False)
+    # WordPress backend (``site = "wordpress"``): the site's base URL and the service account
+    # (an administrator) whose Application Password creates each person's own password.
+    wp_url: str | None = None
+    wp_user: str | None = None
+    wp_app_password: str | None = field(default=None, repr=False)
+    # Seconds before a WordPress request is abandoned as "site unreachable".
+    wp_timeout_seconds: float = 15.0
+    # Seconds read-mostly WordPress data (site info, terms, users) is reused; our own writes
+    # drop it at once.
+    wp_cache_seconds: float = 30.0
+    # Key (urlsafe base64 of 32 bytes) that encrypts WordPress credentials at rest. Every
+    # instance needs the same one; without it a key file in ``data_dir`` is created and used.
+    credentials_key: str | None = field(default=None, repr=False)
     log_level: str = "info"
 
     @property
