@@ -108,7 +108,8 @@ class Server:
         async with AsyncExitStack() as stack:
             rt = await stack.enter_async_context(open_runtime(settings))
             self.runtime = rt
-            site = await open_site(rt, stack)
+            opened = await open_site(rt, stack)
+            site = opened.backend
             activity = ActivityTracker(rt.sessions, interval=settings.last_used_flush_seconds)
             authenticator = RequestAuthenticator(
                 rt.sessions,
@@ -122,7 +123,9 @@ class Server:
             rt.bus.subscribe(self.inflight.cancel_connection)
             rt.bus.subscribe_changes(authenticator.forget_connection)
             self._oauth = OAuthState.build(settings, rt.sessions, rt.audit, rt.bus)
-            self._web = WebState.create(settings, rt.sessions, rt.audit, bus=rt.bus)
+            self._web = WebState.create(
+                settings, rt.sessions, rt.audit, bus=rt.bus, check_password=opened.check_password
+            )
             watcher = RevocationWatcher(rt.sessions, rt.bus)
             listener = NotifyListener(settings, rt.bus, watcher)  # PostgreSQL only; a no-op on SQLite
             janitor = PeriodicTask("purge-expired-clients", lambda: purge_expired_clients(rt.sessions), 3600)

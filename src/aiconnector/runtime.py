@@ -47,8 +47,11 @@ async def open_runtime(settings: Settings, *, apply_migrations: bool = True) -> 
 
 async def ensure_admin(rt: Runtime) -> str | None:
     """On an empty site, create user ``admin``; return the generated password to print once
-    (None when the site already had users or the password came from the environment)."""
-    if await count_users(rt.sessions):
+    (None when the site already had users or the password came from the environment).
+
+    In front of WordPress there is no local admin: WordPress owns the people, and its
+    administrators sign in with their WordPress passwords."""
+    if rt.settings.site == "wordpress" or await count_users(rt.sessions):
         return None
     password = rt.settings.admin_password or os.environ.get("AICONNECTOR_ADMIN_PASSWORD")
     generated = None

@@ -9,6 +9,7 @@ import uvicorn
 
 from aiconnector.config import Settings
 from aiconnector.runtime import ensure_admin, open_runtime
+from aiconnector.sites.factory import SiteConfigError, check_site_settings
 
 
 @click.command()
@@ -33,6 +34,19 @@ from aiconnector.runtime import ensure_admin, open_runtime
     help="Extra browser Origin allowed on /mcp (repeatable).",
 )
 @click.option(
+    "--site",
+    type=click.Choice(["builtin", "wordpress"]),
+    envvar="AICONNECTOR_SITE",
+    help="Content backend: the built-in site (default) or a WordPress site.",
+)
+@click.option("--wp-url", envvar="AICONNECTOR_WP_URL", help="WordPress site URL (with --site wordpress).")
+@click.option(
+    "--wp-user",
+    envvar="AICONNECTOR_WP_USER",
+    help="WordPress administrator used as the service account; its Application Password is read "
+    "from AICONNECTOR_WP_APP_PASSWORD (never a flag, so it stays out of shell history).",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -47,6 +61,9 @@ def serve(
     demo: bool | None,
     access_token_ttl: int | None,
     allowed_origins: tuple[str, ...],
+    site: str | None,
+    wp_url: str | None,
+    wp_user: str | None,
     access_log: bool,
 ) -> None:
     """Run the server."""
@@ -57,7 +74,14 @@ def serve(
         demo=demo,
         access_token_ttl=access_token_ttl,
         allowed_origins=allowed_origins or None,
+        site=site,
+        wp_url=wp_url,
+        wp_user=wp_user,
     )
+    try:
+        check_site_settings(settings)
+    except SiteConfigError as exc:
+        raise click.UsageError(str(exc)) from None
 
     async def first_start() -> str | None:
         async with open_runtime(settings) as rt:

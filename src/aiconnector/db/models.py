@@ -55,6 +55,23 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+class WordPressIdentity(Base):
+    """A person's own WordPress Application Password ("AI Connector"), created by the service
+    account on their first sign-in; their tool calls run with it so WordPress sees them.
+
+    The password is AES-GCM encrypted with the credentials key (never stored in this database),
+    bound to the user id so a ciphertext copied to another row does not decrypt."""
+
+    __tablename__ = "wordpress_identities"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    site_url: Mapped[str] = mapped_column(String(500))
+    wp_login: Mapped[str] = mapped_column(String(60))
+    app_password_uuid: Mapped[str] = mapped_column(String(40))
+    app_password_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 class Connection(Base):
     """One authorized agent. Every credential (token family, application password) hangs off one."""
 

@@ -7,7 +7,7 @@ Rules, each with a reason:
 * failures are counted per username and per address in the database (``FailureLimiter``), so
   guessing is slow however many instances serve the site; while locked out the password is
   not even checked, and the page says so (HTTP 429 with ``Retry-After``);
-* Argon2 runs even for unknown usernames (``check_password``), so timing reveals nothing, and
+* Argon2 runs even for unknown usernames (``core.users.check_password``), so timing reveals nothing, and
   the message never says which of the two was wrong;
 * every success and failure is audited, never with the password;
 * sign-in replaces any session the browser had with a new one (no session fixation) and
@@ -21,14 +21,13 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aiconnector.core.users import check_password
 from aiconnector.core.web_sessions import (
     WebSessionRecord,
     create_web_session,
     end_web_session,
     purge_expired_web_sessions,
 )
-from aiconnector.errors import RateLimited
+from aiconnector.errors import RateLimited, SiteUnavailable
 from aiconnector.web import csrf
 from aiconnector.web.pages import error_page, render, see_other
 from aiconnector.web.request_meta import client_ip, user_agent
@@ -159,7 +158,14 @@ async def login_post(request: Request, state: WebState) -> Response:
             headers={"Retry-After": str(exc.retry_after)},
             error=f"Too many failed sign-in attempts. Wait {exc.retry_after} seconds and try again.",
         )
-    user = await check_password(state.sessions, username, password)
+    assert state.check_password is not None  # set in WebState.__post_init__
+    try:
+        user = await state.check_password(username, password)
+    except SiteUnavailable as exc:
+        return await _login_page(
+            request, state, next_path=next_path, username=username, status_code=503,
+            error=f"Signing in is not possible right now: {exc}",
+        )  # fmt: skip
     if user is None:
         await state.user_limiter.record_failure(user_key)
         await state.address_limiter.record_failure(address_key)

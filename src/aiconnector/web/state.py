@@ -5,7 +5,9 @@ their own, so each test server can have its own limits."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,12 +16,17 @@ from aiconnector.config import Settings
 from aiconnector.core.audit import AuditLog
 from aiconnector.core.events import RevocationBus
 from aiconnector.core.ratelimit import FailureLimiter
+from aiconnector.core.users import UserRecord, check_password
 from aiconnector.web.keys import SecretKeys
 
 # Failed sign-ins allowed per minute for one username, and for one address. The address limit
 # is higher because an office or a carrier NAT puts many people behind one address.
 LOGIN_FAILURES_PER_USER = 5
 LOGIN_FAILURES_PER_ADDRESS = 20
+
+# Checks a username and password; the user when they match. The built-in site checks our own
+# Argon2 hashes; in front of WordPress, WordPress checks them (``core/wp_identities.py``).
+PasswordCheck = Callable[[str, str], Awaitable[UserRecord | None]]
 
 
 @dataclass
@@ -32,6 +39,11 @@ class WebState:
     keys: SecretKeys
     # Revocations and changes made from the browser reach caches and in-flight requests here.
     bus: RevocationBus = field(default_factory=RevocationBus)
+    check_password: PasswordCheck | None = None
+
+    def __post_init__(self) -> None:
+        if self.check_password is None:
+            self.check_password = partial(check_password, self.sessions)
 
     @property
     def site_host(self) -> str:
@@ -48,6 +60,7 @@ class WebState:
         failures_per_user: int = LOGIN_FAILURES_PER_USER,
         failures_per_address: int = LOGIN_FAILURES_PER_ADDRESS,
         bus: RevocationBus | None = None,
+        check_password: PasswordCheck | None = None,
     ) -> WebState:
         return cls(
             settings=settings,
@@ -57,4 +70,5 @@ class WebState:
             address_limiter=FailureLimiter(sessions, limit=failures_per_address, window_seconds=60),
             keys=SecretKeys(sessions),
             bus=bus or RevocationBus(),
+            check_password=check_password,
         )
