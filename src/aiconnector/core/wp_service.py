@@ -98,7 +98,15 @@ class WordPressService:
         return None
 
     async def create_app_password(self, user_id: int) -> tuple[str, str]:
-        """A new Application Password for the person: (uuid, password shown only now)."""
+        """A new Application Password for the person: (uuid, password shown only now).
+
+        WordPress wants application names unique per person, and an "AI Connector" password we
+        hold no copy of (an earlier install, a lost credentials key) is useless to us, so any
+        old one is deleted first."""
+        existing = await self._json("GET", f"users/{user_id}/application-passwords")
+        for old in existing:
+            if old.get("name") == APP_PASSWORD_NAME:
+                await self.delete_app_password(user_id, str(old["uuid"]))
         data = await self._json(
             "POST", f"users/{user_id}/application-passwords", json={"name": APP_PASSWORD_NAME}
         )
