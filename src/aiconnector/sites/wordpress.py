@@ -61,8 +61,8 @@ here rather than papered over:
 * Objects WordPress hides are ``NotAllowed`` (its ``rest_forbidden`` answer), not ``NotFound``;
   a comment on a missing post is WordPress's ``NotAllowed`` too. Non-moderators asking for
   held or spam comments get WordPress's answer (an empty list), not a refusal.
-* Asking for statuses one may not see (``status=draft`` as a subscriber) is refused by
-  WordPress ("Status is forbidden") instead of quietly narrowed.
+* Asking for statuses one may not see (``status=draft`` as a subscriber) is narrowed to the
+  readable ones before asking (WordPress itself would refuse the whole list).
 * Users without ``list_users`` (everyone but administrators) get ``role="unknown"`` and no
   e-mail for other people, and see only users with published content; ``username`` is the
   login in edit context, else WordPress's public slug for it. Author references always use
@@ -139,6 +139,7 @@ from aiconnector.sites.wordpress_map import (
     post_body,
     post_list_params,
     post_model,
+    readable_statuses,
     search_text,
     term_model,
     upload_filename,
@@ -209,6 +210,11 @@ class WordPressBackend:
     # --- posts --------------------------------------------------------------------------------
 
     async def list_posts(self, actor: Actor, query: PostQuery) -> Page[PostSummary]:
+        statuses = readable_statuses(actor, query)
+        if statuses is not None:
+            if not statuses:
+                return Page[PostSummary](items=[], next_cursor=None)
+            query = query.model_copy(update={"status": statuses})
         filters = post_list_params(query)
         if filters is None:
             return Page[PostSummary](items=[], next_cursor=None)
