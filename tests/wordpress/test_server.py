@@ -8,6 +8,9 @@ Revoking never needs WordPress; a person removed from WordPress gets a clear err
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ import pytest_asyncio
 
 from aiconnector.core.connections import revoke_connection
 from aiconnector.core.secretbox import SecretBox, load_or_create_key
+from aiconnector.core.users import list_users
 from aiconnector.core.wp_identities import WordPressIdentities
 from aiconnector.core.wp_login import WordPressLogin
 from aiconnector.core.wp_service import WordPressService
@@ -239,3 +243,46 @@ async def test_the_sign_in_page_asks_wordpress(wp_server: LiveServer, wordpress:
             "/login", data={"username": editor.username, "password": editor.password, "csrf": token}
         )
         assert right.status_code == 303, right.text
+
+
+async def test_people_are_added_in_wordpress_not_here(
+    wp_server: LiveServer, wordpress: WordPressInstance
+) -> None:
+    admin = wordpress.users["administrator"]
+    async with httpx.AsyncClient(base_url=wp_server.base_url, timeout=30) as http:
+        login_form = await http.get("/login")
+        token = login_form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        signed_in = await http.post(
+            "/login", data={"username": admin.username, "password": admin.password, "csrf": token}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        page = await http.get("/admin/users")
+        assert page.status_code == 200 and "People are managed in WordPress" in page.text
+        assert 'action="/admin/users"' not in page.text
+        csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        refused = await http.post(
+            "/admin/users",
+            data={"csrf": csrf, "username": "local-only", "role": "editor", "password": "local-password-1"},
+        )
+    assert refused.status_code == 400 and "managed in WordPress" in refused.text
+
+    cli = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "aiconnector"),
+            "users",
+            "create",
+            "local-only",
+            "--role",
+            "editor",
+        ],
+        env={
+            **os.environ,
+            "AICONNECTOR_SITE": "wordpress",
+            "AICONNECTOR_DATA_DIR": str(wp_server.settings.data_dir),
+            "AICONNECTOR_DATABASE_URL": wp_server.settings.effective_database_url,
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode != 0 and "managed in WordPress" in cli.stderr, cli.stderr
+    assert "local-only" not in {u.username for u in wp_server.run(lambda rt: list_users(rt.sessions))}

@@ -38,6 +38,7 @@ def users_create(ctx: click.Context, name: str, role: str, email: str, password_
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
 
     async def work(rt: Runtime) -> users.UserRecord:
+        users.refuse_local_users(rt.settings.site)
         record = await users.create_user(rt.sessions, name, role=role, email=email, password=password)
         rt.audit.record("user.created", user_id=record.id, detail={"username": name, "role": role})
         return record

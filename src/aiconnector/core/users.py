@@ -46,6 +46,16 @@ class UserRecord:
         }
 
 
+def refuse_local_users(site: str) -> None:
+    """In front of WordPress, WordPress owns the people: a local user would have no WordPress
+    account to act as, and local ids mirror WordPress ids, so none may be made here."""
+    if site == "wordpress":
+        raise Conflict(
+            "People are managed in WordPress: add them there. They appear here after their first "
+            "sign-in to AI Connector."
+        )
+
+
 def validate_role(role: str) -> str:
     try:
         return Role(role).value

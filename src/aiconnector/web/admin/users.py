@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aiconnector.core.roles import Role
-from aiconnector.core.users import create_user, list_users
+from aiconnector.core.users import create_user, list_users, refuse_local_users
 from aiconnector.db.models import Connection
 from aiconnector.errors import Conflict, InvalidInput
 from aiconnector.web.admin.access import AdminUser, render_admin
@@ -66,6 +66,7 @@ async def _users_page(
         error=error,
         created=created if created in {u.username for u in users} else None,
         when=time_html,
+        wordpress_url=state.settings.wp_url if state.settings.site == "wordpress" else None,
     )
     response.status_code = status_code
     return response
@@ -87,6 +88,7 @@ async def create_user_post(request: Request, state: WebState, user: AdminUser) -
     raw_password = form.get("password")
     password = raw_password if isinstance(raw_password, str) else ""
     try:
+        refuse_local_users(state.settings.site)
         if not password:
             raise InvalidInput("Choose a password of at least 8 characters.")
         created = await create_user(
