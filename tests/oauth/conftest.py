@@ -117,6 +117,7 @@ class Flow:
         challenge: str | None = None,
         resource: str | None = None,
         agent_name: str = "test agent",
+        redirect_uri_required: bool = True,
     ) -> str:
         return await create_authorization_code(
             self.rt.sessions,
@@ -127,6 +128,7 @@ class Flow:
             scopes=scopes,
             resource=resource or self.server.settings.mcp_url,
             agent_name=agent_name,
+            redirect_uri_required=redirect_uri_required,
         )
 
     def auth(self) -> dict[str, str]:

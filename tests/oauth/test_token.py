@@ -137,6 +137,20 @@ async def test_redirect_uri_must_match(flow: Flow) -> None:
     assert_error(await flow.post(form), 400, "invalid_request")  # redirect_uri missing
 
 
+async def test_redirect_uri_is_optional_when_the_authorization_request_left_it_out(flow: Flow) -> None:
+    """OAuth 2.1 §4.1.3: REQUIRED only if the authorization request included it; if sent
+    anyway it must still match."""
+    verifier = new_verifier()
+    code = await flow.code(verifier, redirect_uri_required=False)
+    assert_error(
+        await flow.redeem(code, verifier, redirect_uri="http://127.0.0.1:7778/callback"), 400, "invalid_grant"
+    )
+    form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier, **flow.auth()}
+    response = await flow.post(form)
+    assert response.status_code == 200, response.text
+    assert response.json()["refresh_token"]
+
+
 async def test_code_is_bound_to_its_client(flow: Flow, confidential_flow: Flow) -> None:
     verifier = new_verifier()
     code = await flow.code(verifier)

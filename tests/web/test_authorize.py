@@ -71,12 +71,33 @@ def test_untrusted_client_or_redirect_gets_a_page_not_a_redirect(
         assert_auth_headers(response.headers)
 
 
-def test_redirect_uri_may_be_omitted_when_the_client_has_exactly_one(admin) -> None:  # noqa: ANN001
+def test_redirect_uri_may_be_omitted_when_the_client_has_exactly_one(web_server: LiveServer, admin) -> None:  # noqa: ANN001
     response = admin.get(
         "/oauth/authorize", params=authorize_params(client_id="test-one-uri", redirect_uri=None)
     )
     assert response.status_code == 200
     assert "app.example" in response.text
+    csrf, blob = field(CSRF_FIELD, response.text), field(REQUEST_FIELD, response.text)
+    granted = admin.post(
+        "/oauth/authorize",
+        data={"csrf": csrf, "request": blob, "action": "authorize", "scope": ["content:read"]},
+    )
+    assert granted.headers["location"].startswith("https://app.example/oauth/callback?code=")
+    code = latest_code(web_server, "test-one-uri")  # the code remembers the token side may omit it
+    assert code is not None and code.redirect_uri_required is False
+
+
+def test_a_code_for_a_request_that_named_its_redirect_uri_requires_it_again(
+    web_server: LiveServer, admin
+) -> None:  # noqa: ANN001
+    page = admin.get("/oauth/authorize", params=authorize_params())
+    csrf, blob = field(CSRF_FIELD, page.text), field(REQUEST_FIELD, page.text)
+    admin.post(
+        "/oauth/authorize",
+        data={"csrf": csrf, "request": blob, "action": "authorize", "scope": ["content:read"]},
+    )
+    code = latest_code(web_server, "test-dynamic")
+    assert code is not None and code.redirect_uri_required is True
 
 
 # --- problems reported to the client, always with iss ------------------------------------

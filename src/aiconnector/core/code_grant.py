@@ -151,9 +151,9 @@ async def _redeem(
         raise OAuthError("invalid_grant", "the authorization code has expired")
     if row.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the authorization code was issued to another client")
-    if redirect_uri is None:
-        raise OAuthError("invalid_request", "redirect_uri is required")
-    if redirect_uri != row.redirect_uri:
+    if redirect_uri is None and row.redirect_uri_required:
+        raise OAuthError("invalid_request", "redirect_uri is required: the authorization request sent one")
+    if redirect_uri is not None and redirect_uri != row.redirect_uri:
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
     check_resource(resource, row.resource, settings)
     check_pkce(code_verifier, row.code_challenge)

@@ -113,6 +113,7 @@ async def create_authorization_code(
     resource: str,
     agent_name: str,
     code_challenge_method: str = "S256",
+    redirect_uri_required: bool = True,
 ) -> str:
     """Store a code for the consent the user just gave; return it (plain, shown once).
 
@@ -140,6 +141,7 @@ async def create_authorization_code(
                 client_id=client.client_id,
                 user_id=user_id,
                 redirect_uri=redirect_uri,
+                redirect_uri_required=redirect_uri_required,
                 code_challenge=code_challenge,
                 scopes=format_scopes(scopes),
                 resource=resource,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -164,6 +166,9 @@ class AuthorizationCode(Base):
     client_id: Mapped[str] = mapped_column(String(500))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     redirect_uri: Mapped[str] = mapped_column(String(2000))
+    # OAuth 2.1 §4.1.3: the token request must repeat redirect_uri only when the authorization
+    # request carried one (a client with a single registered URI may leave it out).
+    redirect_uri_required: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     code_challenge: Mapped[str] = mapped_column(String(128))
     scopes: Mapped[str] = mapped_column(String(500))
     resource: Mapped[str] = mapped_column(String(500))

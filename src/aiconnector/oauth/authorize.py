@@ -79,6 +79,9 @@ class AuthorizationRequest:
     resource: str
     state: str | None
     query: str  # as received, so the POST can validate it again
+    # False when the request left redirect_uri out (one registered URI): the token request
+    # then need not repeat it (OAuth 2.1 §4.1.3).
+    redirect_uri_given: bool = True
 
 
 def authorization_response_url(settings: Settings, redirect_uri: str, params: dict[str, str | None]) -> str:
@@ -178,7 +181,9 @@ async def validate_request(query: str, state: WebState) -> AuthorizationRequest:
         resource = canonical_resource(values.get("resource"), state.settings)
     except OAuthError as exc:
         raise ErrorRedirect(redirect_uri, state_param, exc.error, exc.description) from None
-    return AuthorizationRequest(client, redirect_uri, challenge, scopes, resource, state_param, query)
+    return AuthorizationRequest(
+        client, redirect_uri, challenge, scopes, resource, state_param, query, "redirect_uri" in values
+    )
 
 
 def redirect_display(redirect_uri: str) -> tuple[str, str | None]:
@@ -357,6 +362,7 @@ async def _grant(
         client=req.client,
         user_id=session.user.id,
         redirect_uri=req.redirect_uri,
+        redirect_uri_required=req.redirect_uri_given,
         code_challenge=req.code_challenge,
         scopes=granted,
         resource=req.resource,
