@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from aiconnector.core.client_metadata import MAX_CACHE_SECONDS, MIN_CACHE_SECONDS, cache_seconds
 from aiconnector.core.clients import aware, resolve_client
+from aiconnector.core.tokens import verify_access_token
 from aiconnector.db.models import OAuthClient, utcnow
 from aiconnector.errors import OAuthError
 from aiconnector.runtime import Runtime
@@ -167,6 +168,20 @@ def test_cache_lifetime_is_bounded() -> None:
     assert cache_seconds("max-age=10") == MIN_CACHE_SECONDS
     assert cache_seconds("public, max-age=7200") == 7200
     assert cache_seconds("max-age=99999999") == MAX_CACHE_SECONDS
+
+
+async def test_a_shared_client_id_never_replaces_the_same_persons_other_install(
+    docs: DocumentServer, auth_server: AuthServer, flow: Flow
+) -> None:
+    """Claude Code on two laptops presents one metadata-document URL: the second
+    authorization must not end the first laptop's connection (a dynamic client's must)."""
+    url = docs.publish("/two-laptops.json", GOOD)
+    client = await resolve_client(flow.rt.sessions, url, settings=auth_server.settings)
+    cimd = Flow(flow.server, flow.rt, flow.http, client)
+    first = (await cimd.tokens())["access_token"]
+    second = (await cimd.tokens())["access_token"]
+    for token in (first, second):
+        assert await verify_access_token(flow.rt.sessions, token, resource=auth_server.settings.mcp_url)
 
 
 async def test_metadata_document_client_gets_tokens(

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from aiconnector.core.clients import register_dynamic_client
 from aiconnector.core.code_grant import s256
 from aiconnector.core.connections import get_connection, revoke_connection
 from aiconnector.core.scopes import DEFAULT_SCOPES
@@ -193,7 +194,15 @@ async def test_expired_access_token_and_revoked_connection_fail_verification(flo
     assert await verify_access_token(flow.rt.sessions, second, resource=settings.mcp_url) is None
 
 
-async def test_reauthorizing_replaces_the_older_connection(flow: Flow) -> None:
+async def test_reauthorizing_a_dynamic_client_replaces_its_older_connection(flow: Flow) -> None:
+    """Each install of a dynamically registered client has its own id, so an older
+    connection of the same user and id is that install's abandoned one."""
+    registered = await register_dynamic_client(
+        flow.rt.sessions,
+        {"client_name": "Cursor", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"},
+        settings=flow.server.settings,
+    )
+    flow = Flow(flow.server, flow.rt, flow.http, registered.record)
     old = (await flow.tokens())["access_token"]
     new = (await flow.tokens())["access_token"]
     settings = flow.server.settings
@@ -205,6 +214,15 @@ async def test_reauthorizing_replaces_the_older_connection(flow: Flow) -> None:
         ).all()
     assert [c.revoke_reason for c in rows if c.revoked_at is not None] == ["replaced"]
     assert len([c for c in rows if c.revoked_at is None]) == 1
+
+
+async def test_reauthorizing_a_pre_registered_client_keeps_both_connections(flow: Flow) -> None:
+    """A pre-registered client id may be shared by several installs: no replacing."""
+    assert flow.client.kind == "pre_registered"
+    first = (await flow.tokens())["access_token"]
+    second = (await flow.tokens())["access_token"]
+    for token in (first, second):
+        assert await verify_access_token(flow.rt.sessions, token, resource=flow.server.settings.mcp_url)
 
 
 async def test_unsupported_grant_type(flow: Flow) -> None:

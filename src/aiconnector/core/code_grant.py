@@ -17,9 +17,13 @@ A failed check rolls the claim back (the transaction is the unit), so a wrong gu
 someone holding a stolen code does not burn the legitimate client's code.
 
 On success one transaction creates the connection (method ``oauth``), its tokens, the
-``connection.created`` audit event and links the code to the connection. Then older active
-connections of the same user and client are revoked with reason ``replaced`` through
-``revoke_connection``, so the revocation bus and caches hear of it."""
+``connection.created`` audit event and links the code to the connection. Then, for
+dynamically registered clients, older active connections of the same user and client are
+revoked with reason ``replaced`` through ``revoke_connection``, so the revocation bus and
+caches hear of it: each install of such a client registers its own id, so an older
+connection of the same id is that install's abandoned one. A metadata-document or
+pre-registered client id is shared by every install (Claude Code's URL is the same on every
+laptop), so there a new authorization never ends another one."""
 
 from __future__ import annotations
 
@@ -170,6 +174,8 @@ async def _redeem(
         audit=audit,
     )
     row.connection_id = pair.connection_id
+    if client.kind != "dynamic":
+        return _Issued(pair, ())
     replaced = (
         await session.scalars(
             select(Connection.id).where(
