@@ -80,8 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pool-size",
         type=int,
-        help="experiment: run the instances with this PostgreSQL pool size (+10 overflow) instead of "
-        "the product's 10 + 20 (see bench/loadtest_serve.py)",
+        help="run the instances with this PostgreSQL pool size (AICONNECTOR_DATABASE_POOL_SIZE) "
+        "instead of the product default",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the instances' logs")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/loadtest-*.json")
@@ -162,7 +162,7 @@ def run_configuration(
     pool_size: int | None = None,
 ) -> dict[str, Any]:
     """Fresh database, ``count`` instances, the load; the summary of what happened."""
-    pool = "product default (10 + 20 overflow)" if pool_size is None else f"{pool_size} + 10 overflow"
+    pool = "product default (20 + 10 overflow)" if pool_size is None else f"{pool_size} + 10 overflow"
     log(f"== {count} instance(s), {config.agents} agents, {config.duration:g} s, PostgreSQL pool {pool}")
     load_before = os.getloadavg()
     with (

@@ -142,9 +142,8 @@ def _start(index: int, database_url: str, directory: Path, pool_size: int | None
         "AICONNECTOR_REGISTRATIONS_PER_MINUTE": "100000",
     }
     command = aiconnector_command()
-    if pool_size is not None:  # the --pool-size experiment: same command line, another pool
-        command = [sys.executable, str(ROOT / "bench" / "loadtest_serve.py")]
-        env["AICONNECTOR_LOAD_POOL_SIZE"] = str(pool_size)
+    if pool_size is not None:  # the --pool-size experiment: the product setting
+        env["AICONNECTOR_DATABASE_POOL_SIZE"] = str(pool_size)
     argv = [
         *command,
         "serve",

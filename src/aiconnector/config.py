@@ -16,6 +16,10 @@ ENV_PREFIX = "AICONNECTOR_"
 class Settings:
     data_dir: Path = Path("./aiconnector-data")
     database_url: str | None = None
+    # PostgreSQL connections each instance keeps open, and the extra ones it may open in a
+    # burst (closed again when returned): see db/engine.py.
+    database_pool_size: int = 20
+    database_max_overflow: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
@@ -66,6 +70,22 @@ class Settings:
     # instance needs the same one; without it a key file in ``data_dir`` is created and used.
     credentials_key: str | None = field(default=None, repr=False)
     log_level: str = "info"
+    # --- production operations (``aiconnector.ops``) -------------------------------------
+    # Bearer token that unlocks ``GET /metrics`` on the main port; without it that path is 404.
+    metrics_token: str | None = field(default=None, repr=False)
+    # ``HOST:PORT`` of a separate, unauthenticated listener serving only ``/metrics`` (for a
+    # scraper on a private network), e.g. ``127.0.0.1:9100``.
+    metrics_bind: str | None = None
+    # Log lines as ``text`` (for a terminal) or ``json`` (one object per line, for production).
+    log_format: str = "text"
+    # Addresses or CIDR networks of reverse proxies whose ``X-Forwarded-For`` and
+    # ``X-Forwarded-Proto`` are believed; from any other peer those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # On SIGTERM: seconds in-flight requests get to finish before they are cancelled.
+    shutdown_grace_seconds: float = 20.0
+    # On SIGTERM: seconds to keep accepting requests with /readyz already failing, so a load
+    # balancer stops sending new ones before the listener closes (a second SIGTERM cuts it short).
+    shutdown_delay_seconds: float = 0.0
 
     @property
     def effective_database_url(self) -> str:

@@ -33,7 +33,11 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, apply_migrations: bool = True) -> AsyncIterator[Runtime]:
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     try:
         if apply_migrations:
             await migrate.upgrade(engine)
