@@ -5,6 +5,7 @@ Python SDK with the shown Authorization header, and mcp-remote run with the show
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -78,8 +79,14 @@ def test_empty_state_then_create_list_and_use_with_the_sdk(browser: Any, server:
             assert page.evaluate("document.documentElement.scrollWidth") <= width
             screenshot(page, f"admin-profile-created-{size}")
 
-        page.goto(f"{server.base_url}/admin/profile")
+        created_url = page.url
+        assert "/admin/profile?created=" in created_url, "the create POST answered with a redirect"
+        page.reload()  # no form is posted again, and the password is gone
         assert password not in page.content(), "the password is shown only once"
+        assert page.get_by_text("shown only once and cannot be shown again").is_visible()
+        assert page.locator("table.passwords tbody tr", has_text="Script on my laptop").count() == 1
+        page.goto(f"{server.base_url}/admin/profile")
+        assert password not in page.content()
 
         async def use() -> dict[str, Any]:
             async with mcp_client(server, headers={"Authorization": shown["authorization-header"]}) as client:
@@ -109,18 +116,22 @@ def test_rotate_replaces_the_password_and_revoke_ends_it(browser: Any, server: L
         assert mcp_status(server, old) == 200
         page.get_by_role("button", name="Rotate Rotating agent").click()
         assert page.get_by_text("was rotated: the old password no longer works").is_visible()
+        assert "/admin/profile?created=" in page.url, "a redirect: a reload cannot rotate again"
         new = page.locator("pre#created-authorization-header").inner_text()
         assert new != old
         assert mcp_status(server, new) == 200
         assert mcp_status(server, old) == 401
 
-        page.get_by_role("button", name="Revoke Rotating agent").click()
+        page.get_by_label("Revoke Rotating agent…").click()  # a confirmation step first
+        assert page.get_by_text("Clients using “Rotating agent” are refused at once").is_visible()
+        assert mcp_status(server, new) == 200, "opening the confirmation revokes nothing"
+        page.get_by_role("button", name="Revoke Rotating agent for good").click()
         page.wait_for_url("**/admin/profile?done=revoked")
         assert page.get_by_text("The application password was revoked").is_visible()
         assert mcp_status(server, new) == 401
         rows = page.locator("table.passwords tbody tr", has_text="Rotating agent")
         assert rows.count() == 2 and all("revoked" in r.inner_text() for r in rows.all())
-        assert page.get_by_role("button", name="Revoke Rotating agent").count() == 0
+        assert page.get_by_role("button", name="Revoke Rotating agent for good").count() == 0
     finally:
         page.context.close()
 
@@ -131,9 +142,21 @@ def test_others_cannot_revoke_or_rotate_and_forms_need_csrf(server: LiveServer) 
         token = csrf_of(admin.get("/admin/profile").text)
         assert admin.post("/admin/profile", data={"name": "no token"}).status_code == 403
         created = admin.post("/admin/profile", data={"csrf": token, "name": "Admin's agent"})
-        assert created.status_code == 200
+        assert created.status_code == 303 and created.headers["location"].startswith(
+            "/admin/profile?created="
+        )
+        handed = created.cookies.get("aic_reveal")
+        assert handed, "the password travels to the next page only, sealed"
+        location = created.headers["location"]
+        shown = admin.get(location)
+        password = re.search(r"aic_ap_[A-Za-z0-9_-]{20,}", shown.text)
+        assert password and password.group(0) not in handed
         password_id = max(r.id for r in server.run(_passwords_of("admin")))
     with admin_client(server, "writer", USER_PASSWORD) as writer:
+        writer.cookies.set("aic_reveal", handed, path="/admin/profile")  # stolen from the admin
+        stolen = writer.get(location)
+        assert stolen.status_code == 200 and password.group(0) not in stolen.text
+        assert "shown only once and cannot be shown again" in stolen.text
         token = csrf_of(writer.get("/admin/profile").text)
         for action in ("revoke", "rotate"):
             refused = writer.post(f"/admin/profile/passwords/{password_id}/{action}", data={"csrf": token})

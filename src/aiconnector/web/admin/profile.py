@@ -1,8 +1,9 @@
 """Profile → Application Passwords (/admin/profile): create, list, revoke and rotate the
 signed-in person's own passwords.
 
-A new password exists in plain only in the answer to the POST that made it (create or
-rotate), together with ready-to-paste ways to use it; afterwards only its hint is shown.
+A new password exists in plain only on the page view right after the POST that made it
+(create or rotate: 303, then the password handed over by ``reveal_once``), together with
+ready-to-paste ways to use it; a reload shows only its hint, and never makes another one.
 Revoking and rotating check ``may_manage`` on the password's owner, so a hand-made POST for
 someone else's id is refused the same way as an unknown id."""
 
@@ -24,6 +25,7 @@ from aiconnector.core.app_passwords import (
 from aiconnector.core.clients import aware
 from aiconnector.core.connections import revoke_connection
 from aiconnector.errors import InvalidInput, NotFound
+from aiconnector.web.admin import reveal_once
 from aiconnector.web.admin.access import AdminUser, render_admin
 from aiconnector.web.admin.scope_form import chosen_scopes, form_text, scope_options
 from aiconnector.web.admin.snippets import Value, basic_credentials, details_text, mcp_remote_with_password
@@ -32,7 +34,14 @@ from aiconnector.web.pages import error_page, see_other
 from aiconnector.web.state import WebState
 
 PROFILE = "/admin/profile"
-NOTICES = {"revoked": "The application password was revoked; clients using it are refused from now on."}
+NOTICES = {
+    "revoked": "The application password was revoked; clients using it are refused from now on.",
+    "rotated": "The password was rotated: the old password no longer works.",
+}
+GONE = (
+    "That password was shown only once and cannot be shown again. If you did not copy it, "
+    "rotate it to get a new one."
+)
 
 
 async def _page(
@@ -89,7 +98,28 @@ def _usage(state: WebState, user: AdminUser, password: str) -> list[Value]:
 
 
 async def profile_get(request: Request, state: WebState, user: AdminUser) -> Response:
-    return await _page(state, user, notice=NOTICES.get(request.query_params.get("done", "")))
+    notice = NOTICES.get(request.query_params.get("done", ""))
+    wanted = request.query_params.get("created")
+    handed = await reveal_once.take(request, state, user.id)
+    if wanted is None:
+        response = await _page(state, user, notice=notice)
+    elif handed is not None and str(handed[0]) == wanted and (record := await _mine(state, user, handed[0])):
+        response = await _page(state, user, created=record, password=handed[1], notice=notice)
+    else:  # a reload, a bookmark or another browser: the password is gone for good
+        response = await _page(state, user, notice=GONE)
+    if request.cookies.get(reveal_once.COOKIE):
+        reveal_once.clear(response, state)
+    return response
+
+
+async def _show_once(
+    state: WebState, user: AdminUser, record: AppPasswordRecord, password: str, done: str = ""
+) -> Response:
+    """303 to the page that shows the new password once (so a reload cannot post again)."""
+    query = f"created={record.id}" + (f"&done={done}" if done else "")
+    response = see_other(f"{PROFILE}?{query}")
+    await reveal_once.hand_over(response, state, user.id, record.id, password)
+    return response
 
 
 async def profile_post(request: Request, state: WebState, user: AdminUser) -> Response:
@@ -110,13 +140,17 @@ async def profile_post(request: Request, state: WebState, user: AdminUser) -> Re
         )
     except InvalidInput as exc:
         return await _page(state, user, status_code=400, error=exc.message, form_name=name)
-    return await _page(state, user, created=record, password=password)
+    return await _show_once(state, user, record, password)
 
 
 async def _owned(request: Request, state: WebState, user: AdminUser) -> AppPasswordRecord | None:
     """The password named in the path, if it exists and this person may manage it."""
+    return await _mine(state, user, request.path_params["password_id"])
+
+
+async def _mine(state: WebState, user: AdminUser, password_id: int) -> AppPasswordRecord | None:
     try:
-        record = await get_app_password(state.sessions, request.path_params["password_id"])
+        record = await get_app_password(state.sessions, password_id)
     except NotFound:
         return None
     return record if user.may_manage(record.user_id) else None
@@ -157,10 +191,4 @@ async def rotate_post(request: Request, state: WebState, user: AdminUser) -> Res
         )
     except InvalidInput as exc:
         return await _page(state, user, status_code=400, error=exc.message)
-    return await _page(
-        state,
-        user,
-        created=new,
-        password=password,
-        notice=f"“{record.name}” was rotated: the old password no longer works.",
-    )
+    return await _show_once(state, user, new, password, done="rotated")
