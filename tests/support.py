@@ -40,7 +40,11 @@ def free_port() -> int:
 def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
     """Run ``app`` under a real uvicorn on 127.0.0.1 in a background thread; yield its base URL."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # proxy_headers off as in ``aiconnector serve``: uvicorn would otherwise believe
+    # X-Forwarded-For from 127.0.0.1, which is the tests' own address (ops.forwarded decides).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -1,7 +1,9 @@
 """``create_app(settings)``: the whole server wired on one screen.
 
 ``/mcp`` is routed before Starlette so the hot path skips the router and middleware stack;
-everything else (metadata, public site, media, health) goes through Starlette."""
+everything else (metadata, public site, media, health) goes through Starlette. In front of
+both sit the operations layers (``aiconnector.ops``): trusted forwarded headers first (only
+when proxies are configured), then request id, access log and request metrics."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from aiconnector import SERVER_NAME
 from aiconnector.config import Settings
 from aiconnector.core.clients import purge_expired_clients
-from aiconnector.core.connections import ActivityTracker
+from aiconnector.core.connections import ActivityTracker, count_active_connections
 from aiconnector.core.events import RevocationWatcher
 from aiconnector.core.inflight import InflightRequests
 from aiconnector.core.periodic import PeriodicTask
@@ -32,6 +34,11 @@ from aiconnector.mcp.services import McpServices
 from aiconnector.mcp.tools import build_registry
 from aiconnector.mcp.transport import create_mcp_app
 from aiconnector.oauth import OAuthState, oauth_routes
+from aiconnector.ops.forwarded import with_trusted_proxies
+from aiconnector.ops.metrics import Metrics
+from aiconnector.ops.metrics_http import MetricsEndpoint, MetricsListener
+from aiconnector.ops.observe import ObservedHttp
+from aiconnector.ops.shutdown import Drain
 from aiconnector.runtime import Runtime, open_runtime
 from aiconnector.sites.factory import open_site
 from aiconnector.web.public import make_public_views
@@ -59,11 +66,19 @@ class Server:
         self.settings = settings
         self.runtime: Runtime | None = None
         self.inflight = InflightRequests()
+        self.metrics = Metrics()
+        # Set when shutdown begins (SIGTERM): /readyz fails from then on.
+        self.drain = Drain(self.inflight)
+        self._metrics_endpoint = (
+            MetricsEndpoint(self.metrics, settings.metrics_token) if settings.metrics_token else None
+        )
         self._mcp: Any = None
         self._site_views: Any = None
         self._oauth: OAuthState | None = None
         self._web: WebState | None = None
         self._starlette = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        observed = ObservedHttp(self._route, self.metrics)
+        self._entry = with_trusted_proxies(observed, settings.trusted_proxies)
 
     def _routes(self) -> list[Route]:
         async def prm(_: Request) -> Response:
@@ -76,6 +91,8 @@ class Server:
             return PlainTextResponse("ok")
 
         async def readyz(_: Request) -> Response:
+            if self.drain.started:
+                return PlainTextResponse("shutting down", status_code=503)
             try:
                 assert self.runtime is not None
                 if not await migrate.is_current(self.runtime.engine):
@@ -118,20 +135,38 @@ class Server:
                 activity=activity,
                 resource=settings.mcp_url,
                 cache_seconds=settings.credential_cache_seconds,
+                metrics=self.metrics,
             )
             rt.bus.subscribe(authenticator.forget_connection)
             rt.bus.subscribe(self.inflight.cancel_connection)
             rt.bus.subscribe_changes(authenticator.forget_connection)
-            self._oauth = OAuthState.build(settings, rt.sessions, rt.audit, rt.bus)
+            rt.bus.subscribe(self.metrics.revocation_seen)
+            self.metrics.count_active_with(lambda: count_active_connections(rt.sessions))
+            self.metrics.gauge(
+                "aiconnector_audit_pending_events",
+                "Audit events queued, not yet written.",
+                lambda: rt.audit.pending,
+            )
+            self._oauth = OAuthState.build(settings, rt.sessions, rt.audit, rt.bus, metrics=self.metrics)
             self._web = WebState.create(
-                settings, rt.sessions, rt.audit, bus=rt.bus, check_password=opened.check_password
+                settings,
+                rt.sessions,
+                rt.audit,
+                bus=rt.bus,
+                check_password=opened.check_password,
+                metrics=self.metrics,
             )
             watcher = RevocationWatcher(rt.sessions, rt.bus)
             listener = NotifyListener(settings, rt.bus, watcher)  # PostgreSQL only; a no-op on SQLite
             janitor = PeriodicTask("purge-expired-clients", lambda: purge_expired_clients(rt.sessions), 3600)
-            for part in (rt.audit, activity, watcher, listener, janitor):
+            parts: list[Any] = [rt.audit, activity, watcher, listener, janitor]
+            if settings.metrics_bind:
+                parts.append(MetricsListener(self.metrics, settings.metrics_bind))
+            for part in parts:
                 await part.start()
                 stack.push_async_callback(part.stop)
+            # Leaving the lifespan ends a shutdown: readiness off before anything stops.
+            stack.callback(self.drain.begin)
             self._site_views = make_public_views(site)
             self._mcp = create_mcp_app(
                 McpServices(
@@ -141,6 +176,7 @@ class Server:
                     authenticate=authenticator,
                     audit=rt.audit,
                     inflight=self.inflight,
+                    metrics=self.metrics,
                 )
             )
             # Everything built so far lives as long as the process: move it out of the garbage
@@ -150,10 +186,17 @@ class Server:
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/mcp":
-            await self._mcp(scope, receive, send)
-            return
-        await self._starlette(scope, receive, send)
+        await self._entry(scope, receive, send)
+
+    def _route(self, scope: Scope) -> tuple[Any, str | None]:
+        """Which application serves ``scope``, and its route label when known here."""
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/mcp":
+                return self._mcp, "/mcp"
+            if path == "/metrics" and self._metrics_endpoint is not None:
+                return self._metrics_endpoint, "/metrics"
+        return self._starlette, None
 
 
 def create_app(settings: Settings) -> Server:

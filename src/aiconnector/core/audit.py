@@ -3,7 +3,9 @@
 Writes are queued and flushed in batches by one background task, so recording an event on the
 request path costs no database round trip; ``flush()`` makes pending events durable (used at
 shutdown and by tests and readers that need read-your-writes). Details are scrubbed of
-anything that looks like a secret before they are queued.
+anything that looks like a secret before they are queued. An event recorded while serving an
+HTTP request carries that request's id (``detail.request_id``, see ``ops.request_id``), so it
+can be matched with the request's log lines.
 
 Reading is by keyset on ``id`` (``AuditFilter`` says which events; ``query`` pages through
 them, ``iter_matching`` walks all of them for exports): ids only grow, so a page boundary never
@@ -23,6 +25,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.db.models import AuditEvent, Connection, utcnow
+from aiconnector.ops.request_id import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +76,15 @@ def _values(
         "connection_id": connection_id,
         "ip": ip,
         "user_agent": (user_agent or "")[:300] or None,
-        "detail": scrub(detail or {}),
+        "detail": _with_request_id(scrub(detail or {})),
     }
+
+
+def _with_request_id(detail: dict[str, Any]) -> dict[str, Any]:
+    request_id = current_request_id.get()
+    if request_id is not None:
+        detail.setdefault("request_id", request_id)
+    return detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +209,11 @@ class AuditLog:
         """An event as a row, for writing inside the caller's transaction (changes of state
         such as revocation must never commit without their audit event)."""
         return AuditEvent(**_values(event, outcome, user_id, connection_id, ip, user_agent, detail))
+
+    @property
+    def pending(self) -> int:
+        """Events queued and not yet written."""
+        return len(self._pending)
 
     async def flush(self) -> None:
         """Write what is queued, in chunks with a pause for the event loop between them: one

@@ -8,7 +8,7 @@ import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Select, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -398,6 +398,12 @@ class ActivityTracker:
             await asyncio.sleep(self._interval)
             with contextlib.suppress(Exception):
                 await self.flush()
+
+
+async def count_active_connections(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Connections not revoked, site-wide."""
+    async with sessions() as session:
+        return await session.scalar(select(func.count()).where(Connection.revoked_at.is_(None))) or 0
 
 
 async def get_connection(sessions: async_sessionmaker[AsyncSession], connection_id: str) -> ConnectionRecord:

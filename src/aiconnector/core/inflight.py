@@ -10,6 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+# The reason given when the server cancels what is still running at the end of its shutdown
+# grace period (``ops.shutdown``); the transport answers such a request with -32005.
+SHUTDOWN_REASON = "server shutting down"
+
 
 @dataclass(eq=False, slots=True)
 class InflightRequest:
@@ -48,6 +52,10 @@ class InflightRequests:
             entry.cancel_reason = reason
             entry.task.cancel(reason)
         return len(entries)
+
+    def cancel_all(self, reason: str = SHUTDOWN_REASON) -> int:
+        """Cancel every running request (shutdown); returns how many were cancelled."""
+        return sum(self.cancel_connection(cid, reason) for cid in list(self._by_connection))
 
     def cancel_request(
         self, connection_id: str, request_id: str | int, reason: str = "cancelled by client"

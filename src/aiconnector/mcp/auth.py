@@ -23,7 +23,8 @@ from aiconnector.core.principal import Principal
 from aiconnector.core.ratelimit import FailureLimiter
 from aiconnector.core.tokens import verify_access_token
 from aiconnector.db.models import utcnow
-from aiconnector.errors import AuthenticationFailed
+from aiconnector.errors import AuthenticationFailed, RateLimited
+from aiconnector.ops.metrics import AuthFailure, Metrics
 from aiconnector.security import sha256_hex
 
 
@@ -55,8 +56,10 @@ class RequestAuthenticator:
         activity: ActivityTracker,
         resource: str,
         cache_seconds: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
+        self._metrics = metrics or Metrics()
         self._audit = audit
         self._limiter = limiter
         self._activity = activity
@@ -73,6 +76,7 @@ class RequestAuthenticator:
         self, authorization: str | None, client_ip: str, user_agent: str | None = None
     ) -> Principal:
         if not authorization:
+            self._metrics.auth_failure(AuthFailure.MISSING_CREDENTIALS)
             raise AuthenticationFailed("authentication required")
         key = sha256_hex(authorization)
         cached = self._cache.get(key)
@@ -89,6 +93,7 @@ class RequestAuthenticator:
             # Never remember an access token past its own expiry.
             lifetime = min(lifetime, (expires - utcnow()).total_seconds())
         else:
+            self._metrics.auth_failure(AuthFailure.MALFORMED_CREDENTIALS)
             raise AuthenticationFailed("unsupported authorization scheme; use Bearer or Basic")
         if len(self._cache) > 10_000:
             self._cache = {k: v for k, v in self._cache.items() if v.expires > now}
@@ -101,6 +106,7 @@ class RequestAuthenticator:
         not rate-limited (an expired token is the common, innocent failure)."""
         verified = await verify_access_token(self._sessions, token, resource=self._resource)
         if verified is None:
+            self._metrics.auth_failure(AuthFailure.BAD_BEARER_TOKEN)
             self._audit.record(
                 "auth.failure",
                 outcome="failure",
@@ -124,6 +130,7 @@ class RequestAuthenticator:
         try:
             username, password = parse_basic(authorization)
         except AuthenticationFailed as exc:
+            self._metrics.auth_failure(AuthFailure.MALFORMED_CREDENTIALS)
             self._audit.record(
                 "auth.failure",
                 outcome="failure",
@@ -134,9 +141,14 @@ class RequestAuthenticator:
             await self._limiter.record_failure([f"ip:{client_ip}"])
             raise
         keys = [f"user:{username.lower()}", f"ip:{client_ip}"]
-        await self._limiter.check(keys)
+        try:
+            await self._limiter.check(keys)
+        except RateLimited:
+            self._metrics.auth_failure(AuthFailure.RATE_LIMITED)
+            raise
         principal = await verify_app_password(self._sessions, username, password)
         if principal is None:
+            self._metrics.auth_failure(AuthFailure.BAD_APP_PASSWORD)
             await self._limiter.record_failure(keys)
             self._audit.record(
                 "auth.failure",

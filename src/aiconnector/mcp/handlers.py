@@ -349,13 +349,15 @@ class _ToolAudit:
         self._started = time.perf_counter()
 
     def done(self, outcome: str, error: str | None = None) -> None:
+        seconds = time.perf_counter() - self._started
         detail: dict[str, Any] = {
             "tool": self._tool,
             "arguments": self._arguments,
-            "duration_ms": round((time.perf_counter() - self._started) * 1000, 2),
+            "duration_ms": round(seconds * 1000, 2),
         }
         if error is not None:
             detail["error"] = error
+        self._services.metrics.tool_call(self._tool, outcome, seconds)
         principal = self._call.principal
         self._services.audit.record(
             "tool_call",

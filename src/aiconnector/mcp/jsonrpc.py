@@ -30,6 +30,8 @@ REQUEST_CANCELLED = -32800
 # ones the SDK gives a meaning to (-32000 connection closed, -32001 request timeout).
 INSUFFICIENT_SCOPE = -32003
 CONNECTION_REVOKED = -32004
+# The server is shutting down and ended the request at the end of its grace period; retry.
+SERVER_SHUTTING_DOWN = -32005
 
 RequestId = str | int
 

@@ -4,13 +4,14 @@ transport can be built and tested on its own."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiconnector.config import Settings
 from aiconnector.core.audit import AuditLog
 from aiconnector.core.inflight import InflightRequests
 from aiconnector.core.principal import Principal
 from aiconnector.mcp.registry import ToolRegistry
+from aiconnector.ops.metrics import Metrics
 from aiconnector.sites.base import SiteBackend
 
 # Given the request's ``Authorization`` header value (or None) and the client address, return
@@ -26,3 +27,5 @@ class McpServices:
     authenticate: Authenticate
     audit: AuditLog
     inflight: InflightRequests
+    # Tool-call and refused-scope counts (``/metrics``); a private, unexposed one by default.
+    metrics: Metrics = field(default_factory=Metrics)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from aiconnector.core.inflight import SHUTDOWN_REASON
 from aiconnector.core.principal import Principal
 from aiconnector.errors import AuthenticationFailed, InsufficientScope, RateLimited
 from aiconnector.mcp import jsonrpc
@@ -39,11 +40,13 @@ from aiconnector.mcp.jsonrpc import (
     MISSING_REQUIRED_CLIENT_CAPABILITY,
     PARSE_ERROR,
     REQUEST_CANCELLED,
+    SERVER_SHUTTING_DOWN,
     UNSUPPORTED_PROTOCOL_VERSION,
     JsonRpcError,
     Message,
 )
 from aiconnector.mcp.services import McpServices
+from aiconnector.ops.metrics import AuthFailure
 
 log = logging.getLogger(__name__)
 
@@ -339,9 +342,10 @@ class McpEndpoint:
 
     async def _execute(self, message: Message, method: Method, params: Any, call: Call) -> bytes:
         """Run the handler registered as in-flight, so a revoke (cancel_connection) or a
-        legacy notifications/cancelled (cancel_request) can stop it, and turn those
-        cancellations into the revoked error or ``RequestCancelled``. A cancellation without
-        a reason (client disconnect, server shutdown) propagates unchanged."""
+        legacy notifications/cancelled (cancel_request) or the end of a shutdown's grace period
+        (cancel_all) can stop it, and turn those cancellations into ``RequestCancelled``, the
+        revoked error or the shutting-down error. A cancellation without a reason (client
+        disconnect, uvicorn giving up) propagates unchanged."""
         tracked = (
             _UNTRACKED
             if message.method == "initialize"  # MUST NOT be cancelled (lifecycle.mdx)
@@ -359,6 +363,8 @@ class McpEndpoint:
                 task.uncancel()  # handled here; the request task carries on to answer
                 if reason == CLIENT_CANCEL_REASON:
                     raise RequestCancelled() from None
+                if reason == SHUTDOWN_REASON:
+                    raise JsonRpcError(SERVER_SHUTTING_DOWN, "Server shutting down; retry") from None
                 raise JsonRpcError(CONNECTION_REVOKED, reason) from None
         return jsonrpc.result_bytes(message.id, decorate_result(result, message.method, call.protocol))
 
@@ -371,6 +377,7 @@ class McpEndpoint:
             body = jsonrpc.error_bytes(message.id, exc.code, exc.message, exc.data)
             return Reply(_error_status(exc, call.protocol), body)
         except InsufficientScope as exc:
+            self._services.metrics.auth_failure(AuthFailure.INSUFFICIENT_SCOPE)
             body = jsonrpc.error_bytes(
                 message.id, INSUFFICIENT_SCOPE, exc.message, {"requiredScope": exc.needed, "scope": exc.scope}
             )

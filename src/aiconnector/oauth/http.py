@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from aiconnector.errors import OAuthError, RateLimited
 from aiconnector.oauth.client_auth import InvalidClient
 from aiconnector.oauth.state import OAuthState, StateSource
+from aiconnector.ops.metrics import AuthFailure
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,14 @@ CORS = {
 }
 
 Handler = Callable[[Request, OAuthState], Awaitable[Response]]
+# OAuth errors that are a refused credential, as ``/metrics`` counts them. The rest
+# (``authorization_pending``, ``slow_down``, malformed requests) are not.
+_AUTH_FAILURES = {"invalid_client": AuthFailure.INVALID_CLIENT, "invalid_grant": AuthFailure.INVALID_GRANT}
 
 
 def client_ip(request: Request) -> str:
+    """The client address; behind trusted proxies already the real client's
+    (``ops.forwarded`` rewrote the ASGI scope before the request got here)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -134,8 +140,12 @@ def endpoint(
         try:
             response = await handler(request, state)
         except OAuthError as exc:
+            failure = _AUTH_FAILURES.get(exc.error)
+            if failure is not None:
+                state.metrics.auth_failure(failure)
             response = error_response(exc)
         except RateLimited as exc:
+            state.metrics.auth_failure(AuthFailure.RATE_LIMITED)
             response = rate_limited_response(exc)
         except Exception:  # a bug or an outage: still JSON, and never invalid_client
             log.exception("OAuth endpoint %s failed", request.url.path)

@@ -13,6 +13,7 @@ from aiconnector.config import Settings
 from aiconnector.core.audit import AuditLog
 from aiconnector.core.events import RevocationBus
 from aiconnector.core.ratelimit import FailureLimiter
+from aiconnector.ops.metrics import Metrics
 
 
 @dataclass
@@ -25,6 +26,8 @@ class OAuthState:
     limiter: FailureLimiter
     # Registrations per address (every registration counts, not only failures).
     registration_limiter: FailureLimiter = field(init=False)
+    # Refused client authentications and grants are counted here (``/metrics``).
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         self.registration_limiter = FailureLimiter(
@@ -38,10 +41,11 @@ class OAuthState:
         sessions: async_sessionmaker[AsyncSession],
         audit: AuditLog,
         bus: RevocationBus,
+        metrics: Metrics | None = None,
     ) -> OAuthState:
         """The usual wiring: client-auth failures limited like sign-in failures."""
         limiter = FailureLimiter(sessions, limit=settings.auth_failures_per_minute)
-        return cls(settings, sessions, audit, bus, limiter)
+        return cls(settings, sessions, audit, bus, limiter, metrics=metrics or Metrics())
 
 
 StateSource = OAuthState | Callable[[], OAuthState]

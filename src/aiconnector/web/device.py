@@ -31,6 +31,7 @@ from aiconnector.core.web_sessions import WebSessionRecord
 from aiconnector.db.models import utcnow
 from aiconnector.errors import InvalidInput, OAuthError, RateLimited
 from aiconnector.oauth.authorize import CONSENT_TTL_SECONDS, registration_text
+from aiconnector.ops.metrics import AuthFailure
 from aiconnector.web import csrf
 from aiconnector.web.login import login_url
 from aiconnector.web.pages import error_page, render, see_other
@@ -157,11 +158,14 @@ async def _enter_code(request: Request, state: WebState, session: WebSessionReco
     except InvalidInput as exc:
         return _code_page(state, session, user_code=entered, error=exc.message, status_code=400)
     except RateLimited as exc:
+        state.metrics.auth_failure(AuthFailure.RATE_LIMITED)
         return _code_page(
             state, session, user_code=entered, status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
             error="Too many wrong codes were entered. Wait a few minutes, then start again on your device.",
         )  # fmt: skip
+    if pending is None:
+        state.metrics.auth_failure(AuthFailure.DEVICE_WRONG_CODE)
     client = await _client_of(state, pending.client_id) if pending is not None else None
     if pending is None or client is None:
         return _code_page(state, session, user_code=entered, error=_NOT_FOUND, status_code=400)

@@ -28,6 +28,7 @@ from aiconnector.core.web_sessions import (
     purge_expired_web_sessions,
 )
 from aiconnector.errors import RateLimited, SiteUnavailable
+from aiconnector.ops.metrics import AuthFailure
 from aiconnector.web import csrf
 from aiconnector.web.pages import error_page, render, see_other
 from aiconnector.web.request_meta import client_ip, user_agent
@@ -103,6 +104,8 @@ def _signed_in_page(state: WebState, session: WebSessionRecord) -> Response:
 
 
 def _audit_failure(request: Request, state: WebState, username: str, reason: str) -> None:
+    rate_limited = reason == "rate_limited"
+    state.metrics.auth_failure(AuthFailure.RATE_LIMITED if rate_limited else AuthFailure.LOGIN_FAILURE)
     state.audit.record(
         "login.failure",
         outcome="failure",

@@ -1,8 +1,9 @@
 """Who is asking, for audit events and rate-limit keys.
 
-The address is the TCP peer as the ASGI server reports it; behind a reverse proxy that is the
-proxy unless uvicorn is told to trust ``X-Forwarded-For`` (``--forwarded-allow-ips``), which is
-a deployment decision and not something a page should guess from headers anyone can send."""
+The address is the client in the ASGI scope: the TCP peer, or — when that peer is one of the
+``trusted_proxies`` — the client named in its ``X-Forwarded-For``, which ``ops.forwarded``
+wrote into the scope before any route ran. Trusting a proxy is a deployment decision, not
+something a page should guess from headers anyone can send."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from aiconnector.core.audit import AuditLog
 from aiconnector.core.events import RevocationBus
 from aiconnector.core.ratelimit import FailureLimiter
 from aiconnector.core.users import UserRecord, check_password
+from aiconnector.ops.metrics import Metrics
 from aiconnector.web.keys import SecretKeys
 
 # Failed sign-ins allowed per minute for one username, and for one address. The address limit
@@ -40,6 +41,8 @@ class WebState:
     # Revocations and changes made from the browser reach caches and in-flight requests here.
     bus: RevocationBus = field(default_factory=RevocationBus)
     check_password: PasswordCheck | None = None
+    # Refused sign-ins and device codes are counted here (``/metrics``).
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         if self.check_password is None:
@@ -61,6 +64,7 @@ class WebState:
         failures_per_address: int = LOGIN_FAILURES_PER_ADDRESS,
         bus: RevocationBus | None = None,
         check_password: PasswordCheck | None = None,
+        metrics: Metrics | None = None,
     ) -> WebState:
         return cls(
             settings=settings,
@@ -71,4 +75,5 @@ class WebState:
             keys=SecretKeys(sessions),
             bus=bus or RevocationBus(),
             check_password=check_password,
+            metrics=metrics or Metrics(),
         )
