@@ -233,9 +233,7 @@ def readable_statuses(actor: Actor, query: PostQuery) -> list[str] | None:
     return [
         status
         for status in dict.fromkeys(query.status)
-        if status == "publish"
-        or may_edit
-        or (status == "private" and actor.can(Cap.READ_PRIVATE_POSTS))
+        if status == "publish" or may_edit or (status == "private" and actor.can(Cap.READ_PRIVATE_POSTS))
     ]
 
 
