@@ -344,7 +344,9 @@ async def test_origin_rules(http: httpx.AsyncClient, mcp_server: McpUnderTest) -
         response = await legacy(http, "ping", Origin=good)
         assert response.status_code == 200, good
         assert response.headers["access-control-allow-origin"] == good
-        assert "WWW-Authenticate" in response.headers["access-control-expose-headers"]
+        exposed = response.headers["access-control-expose-headers"]
+        assert "WWW-Authenticate" in exposed
+        assert "X-Request-Id" in exposed, "browser clients can quote the request id in a report"
 
 
 async def test_origin_is_checked_before_authentication(http: httpx.AsyncClient) -> None:

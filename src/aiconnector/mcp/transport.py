@@ -63,7 +63,7 @@ CLIENT_CANCEL_REASON = "cancelled by client"
 CORS_ALLOW_HEADERS = (
     b"Authorization, Content-Type, MCP-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, Last-Event-ID"
 )
-CORS_EXPOSE_HEADERS = b"WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"
+CORS_EXPOSE_HEADERS = b"WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, X-Request-Id"
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
