@@ -117,3 +117,33 @@ def fresh_database(kind: str, tmp_path: object) -> Iterator[DatabaseUnderTest]:
         )
     finally:
         run_sync(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def mint_oauth_connection(
+    sessions: Any,  # noqa: ANN401 - async_sessionmaker
+    settings: Any,  # noqa: ANN401 - Settings
+    *,
+    scopes: str,
+    resource: str,
+    agent_name: str = "test agent",
+    user_id: int = 1,
+) -> tuple[str, Any]:
+    """An OAuth connection with a fresh token pair, made directly in the database (the
+    consent flow itself is tested in tests/oauth and tests/interop): (connection id, pair)."""
+    from aiconnector.core.connections import new_connection
+    from aiconnector.core.tokens import issue_token_pair
+
+    async with sessions.begin() as session:
+        connection = new_connection(user_id=user_id, agent_name=agent_name, method="oauth", scopes=scopes)
+        session.add(connection)
+        await session.flush()
+        pair, _ = await issue_token_pair(
+            session,
+            connection_id=connection.id,
+            client_id="test",
+            access_scopes=scopes,
+            refresh_scopes=scopes,
+            resource=resource,
+            settings=settings,
+        )
+    return connection.id, pair

@@ -12,11 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from aiconnector.core.connections import get_connection, list_connections, new_connection
-from aiconnector.core.tokens import issue_token_pair, verify_access_token
+from aiconnector.core.connections import get_connection, list_connections
+from aiconnector.core.tokens import verify_access_token
 from aiconnector.db.models import OAuthToken
 from tests.admin.conftest import USER_PASSWORD, admin_client, csrf_of, ensure_user
 from tests.conftest import LiveServer
+from tests.support import mint_oauth_connection
 
 
 def connection_id(server: LiveServer, name: str) -> str:
@@ -199,22 +200,14 @@ def test_narrowing_narrows_live_access_tokens(live_server: LiveServer) -> None:
     settings = live_server.settings
 
     async def make_token(rt: Any) -> tuple[str, str]:  # noqa: ANN401
-        async with rt.sessions.begin() as session:
-            conn = new_connection(
-                user_id=1, agent_name="oauth narrow", method="oauth", scopes="content:read content:write"
-            )
-            session.add(conn)
-            await session.flush()
-            pair, _ = await issue_token_pair(
-                session,
-                connection_id=conn.id,
-                client_id="test",
-                access_scopes="content:read content:write",
-                refresh_scopes="content:read content:write",
-                resource=settings.mcp_url,
-                settings=settings,
-            )
-        return conn.id, pair.access_token
+        connection_id, pair = await mint_oauth_connection(
+            rt.sessions,
+            settings,
+            scopes="content:read content:write",
+            resource=settings.mcp_url,
+            agent_name="oauth narrow",
+        )
+        return connection_id, pair.access_token
 
     conn, token = live_server.run(make_token)
     with admin_client(live_server) as client:

@@ -28,15 +28,13 @@ from sqlalchemy import select
 
 from aiconnector.config import Settings
 from aiconnector.core.app_passwords import create_app_password
-from aiconnector.core.connections import new_connection
-from aiconnector.core.tokens import issue_token_pair
 from aiconnector.db.models import AuditEvent
 from aiconnector.ops.logs import JsonFormatter, RequestIdFilter, TextFormatter, mask_secrets
 from aiconnector.ops.request_id import MAX_LENGTH, accept_request_id, current_request_id
 from aiconnector.runtime import open_runtime
 from tests.conftest import ADMIN_PASSWORD, LiveServer
 from tests.ops.conftest import ACCEPT, METRICS_TOKEN, basic, mcp, serve_process, tool_call
-from tests.support import fresh_database, run_sync
+from tests.support import fresh_database, mint_oauth_connection, run_sync
 
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -148,21 +146,9 @@ def _seed_credentials(url: str, data_dir: Path, origin: str) -> tuple[str, str, 
     async def make() -> tuple[str, str, str]:
         async with open_runtime(settings, apply_migrations=False) as rt:
             password, _ = await create_app_password(rt.sessions, "admin", name="log test", audit=rt.audit)
-            async with rt.sessions.begin() as session:
-                conn = new_connection(
-                    user_id=1, agent_name="log oauth", method="oauth", scopes="content:read"
-                )
-                session.add(conn)
-                await session.flush()
-                pair, _ = await issue_token_pair(
-                    session,
-                    connection_id=conn.id,
-                    client_id="test",
-                    access_scopes="content:read",
-                    refresh_scopes="content:read",
-                    resource=f"{origin}/mcp",
-                    settings=settings,
-                )
+            _, pair = await mint_oauth_connection(
+                rt.sessions, settings, scopes="content:read", resource=f"{origin}/mcp", agent_name="log oauth"
+            )
             return password, pair.access_token, pair.refresh_token
 
     return run_sync(make())
