@@ -133,8 +133,7 @@ def serve(
 
     async def first_start() -> str | None:
         async with open_runtime(settings) as rt:
-            # In front of WordPress, people are WordPress's: no local admin to print.
-            return await ensure_admin(rt) if settings.site == "builtin" else None
+            return await ensure_admin(rt)  # none in front of WordPress: it owns the people
 
     from aiconnector.app import create_app  # imported here so other commands start fast
     from aiconnector.ops import shutdown
