@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
+from tests.interop.conftest import browser, page  # noqa: F401 - the async chromium fixtures
 from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,8 @@ class CleanInstall:
         return str(self.prefix / "bin" / name)
 
     def installed(self) -> set[str]:
-        listed = _run([self.bin("python"), "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"])
+        pip = [self.bin("python"), "-m", "pip", "--disable-pip-version-check"]
+        listed = _run([*pip, "list", "--format=freeze"])
         return {line.split("==")[0].lower() for line in listed.stdout.split()}
 
 
@@ -74,10 +76,8 @@ def build_wheel(out: Path) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
     wheels = out / "wheels"
-    _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q", "-w", str(wheels), "."],
-        cwd=source,
-    )
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    _run([*pip, "wheel", "--no-deps", "-q", "-w", str(wheels), "."], cwd=source)
     [wheel] = wheels.glob("aiconnector-*.whl")
     return wheel
 

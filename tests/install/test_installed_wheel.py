@@ -26,7 +26,6 @@ from aiconnector.app import create_app
 from aiconnector.config import Settings
 from tests.conftest import ADMIN_PASSWORD
 from tests.install.conftest import TEST_ONLY_DISTRIBUTIONS, CleanInstall, InstalledServer, clean_env
-from tests.interop.conftest import browser, page  # noqa: F401 - fixtures used by this module
 from tests.interop.test_python_sdk import Agent
 from tests.server_log_guard import assert_clean_server_log
 
@@ -163,7 +162,7 @@ def admin_get_routes() -> list[re.Pattern[str]]:
     return [
         route.path_regex
         for route in app._starlette.routes  # the route table is the truth
-        if getattr(route, "path", "").startswith("/admin") and "GET" in (getattr(route, "methods", None) or ())
+        if getattr(route, "path", "").startswith("/admin") and "GET" in (getattr(route, "methods", ()) or ())
     ]
 
 
