@@ -10,7 +10,10 @@ redeems it with PKCE at ``POST /oauth/token``. From then on everything is HTTP: 
 session), and every ~``refresh_every`` s (uniform ±40 %) a ``refresh_token`` grant at
 ``/oauth/token``, continuing with the rotated pair it returns. A share of the refreshes
 (``race_share``) is sent twice at once to two instances, as a client retrying a lost answer
-would: both must succeed (the grace window) and the chain must stay usable. Every request
+would: both must succeed (the grace window) and the chain must stay usable — except when the
+token itself came from such a race and may be the successor the retry displaced: it has had its
+one grace use, so then exactly one of the two may be refused as already used
+(docs/security.md, "Why one grace retry, not a stream"). Every request
 goes to the next instance in round-robin order, as a load balancer without sticky sessions
 would send it.
 
@@ -414,6 +417,9 @@ class Agent:
         self.registered_at = float("inf")
         self.next_refresh = float("inf")
         self.needs_registration = True
+        # The current refresh token was picked from a race's two answers: it may be the
+        # successor the race's retry displaced (rotated already, its one grace use spent).
+        self.maybe_displaced = False
         self.revocations: dict[int, Revocation] = {}
         self.registrations = 0
 
@@ -537,6 +543,15 @@ class Agent:
         answer = await c.tool(c.next_instance(), self.access_token, tool, arguments)
         return self.judge("tool", generation, answer)
 
+    def _drop_spent_retry(self, answers: list[Answer]) -> list[Answer]:
+        """A race from a possibly displaced token: one answer ok and the other "already used"
+        is the server's rule, not an error; it is recorded and left out of judging."""
+        spent = [a for a in answers if a.outcome == "invalid_grant" and "already used" in a.detail]
+        if not self.maybe_displaced or len(spent) != 1 or not any(a.outcome == "ok" for a in answers):
+            return answers
+        self.c.rec.record("refresh_race", "refused_spent_retry", spent[0].t_send, spent[0].t_recv)
+        return [a for a in answers if a is not spent[0]]
+
     async def refresh(self) -> str:
         c = self.c
         generation, token = self.generation, self.refresh_token
@@ -547,6 +562,7 @@ class Agent:
                 c.refresh(c.next_instance(), token, client_id), c.refresh(c.next_instance(), token, client_id)
             )
             kind = "refresh_race"
+            answers = self._drop_spent_retry(answers)
         else:
             answers = [await c.refresh(c.next_instance(), token, client_id)]
             kind = "refresh"
@@ -556,6 +572,7 @@ class Agent:
             chosen = c.rng.choice(good)
             self.access_token = chosen.body["access_token"]
             self.refresh_token = chosen.body["refresh_token"]
+            self.maybe_displaced = len(good) > 1
         self.next_refresh = time.monotonic() + jitter(c.rng, c.config.refresh_every, 0.4)
         for verdict in ("revoked", "refused", "error"):
             if verdict in verdicts:

@@ -42,8 +42,16 @@ def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
     port = port or free_port()
     # proxy_headers off as in ``aiconnector serve``: uvicorn would otherwise believe
     # X-Forwarded-For from 127.0.0.1, which is the tests' own address (ops.forwarded decides).
+    # log_config=None: uvicorn's records (an unhandled exception above all) reach the root
+    # logger, where tests/server_log_guard.py fails the test that caused them.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        log_config=None,
+        lifespan="on",
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
@@ -127,6 +135,7 @@ async def mint_oauth_connection(
     resource: str,
     agent_name: str = "test agent",
     user_id: int = 1,
+    client_id: str = "test",
 ) -> tuple[str, Any]:
     """An OAuth connection with a fresh token pair, made directly in the database (the
     consent flow itself is tested in tests/oauth and tests/interop): (connection id, pair)."""
@@ -140,7 +149,7 @@ async def mint_oauth_connection(
         pair, _ = await issue_token_pair(
             session,
             connection_id=connection.id,
-            client_id="test",
+            client_id=client_id,
             access_scopes=scopes,
             refresh_scopes=scopes,
             resource=resource,

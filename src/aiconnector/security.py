@@ -52,6 +52,12 @@ def generate_password(length: int = 20) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
+def media_token() -> str:
+    """The unguessable part of a public media URL (``/media/<token>/<name>``): 128 random bits,
+    URL-safe. Not a credential (it is in every page that shows the file), so stored plain."""
+    return secrets.token_urlsafe(16)
+
+
 def new_id(prefix: str = "") -> str:
     """Opaque identifiers for connections and similar records (not secrets)."""
     return prefix + secrets.token_hex(8)

@@ -340,3 +340,92 @@ def test_device_form_requires_a_name(server: LiveServer) -> None:
             "/admin/add/device", data={"csrf": token, "name": " ", "scope": "content:read"}
         )
     assert response.status_code == 400 and "Enter the agent" in response.text
+
+
+# --- who a registered client belongs to ------------------------------------------------------
+
+
+def register_over_http(client: Any, entry: str, **fields: str) -> str:  # noqa: ANN401 - httpx.Client
+    """Post an Add Connection form as a person would; the new client's id."""
+    token = csrf_of(client.get(f"/admin/add/{entry}").text)
+    response = client.post(f"/admin/add/{entry}", data={"csrf": token, **fields})
+    assert response.status_code == 200, response.text
+    match = re.search(r'<pre[^>]*id="result-client-id"[^>]*>([^<]+)</pre>', response.text)
+    assert match, response.text
+    return match.group(1)
+
+
+def client_row(server: LiveServer, client_id: str) -> Any:  # noqa: ANN401 - OAuthClient
+    from aiconnector.db.models import OAuthClient
+
+    async def fetch(rt: Any) -> Any:  # noqa: ANN401
+        async with rt.sessions() as session:
+            return await session.get(OAuthClient, client_id)
+
+    return server.run(fetch)
+
+
+def consent_html(client: Any, client_id: str) -> str:  # noqa: ANN401 - httpx.Client
+    params = {
+        "response_type": "code", "client_id": client_id, "redirect_uri": "http://127.0.0.1:9/cb",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "code_challenge_method": "S256",
+    }  # fmt: skip
+    response = client.get("/oauth/authorize", params=params)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_only_administrators_register_clients_as_the_site_owner(server: LiveServer) -> None:
+    """A subscriber's client from Add Connection is labelled as theirs on the consent screen
+    (with the "name not chosen by this site" warning) and expires when unused; an
+    administrator's is pre-registered by the site owner."""
+    from aiconnector.core.clients import purge_expired_clients
+    from aiconnector.db.models import OAuthClient, utcnow
+    from tests.admin.conftest import USER_PASSWORD, ensure_user
+
+    subscriber_id = ensure_user(server, "sub-registrar", role="subscriber")
+    with admin_client(server, "sub-registrar", USER_PASSWORD) as subscriber:
+        phishing = register_over_http(
+            subscriber, "generic", name="Site Owner's Backup Tool", redirect_uris="http://127.0.0.1:9/cb",
+            client_type="public",
+        )  # fmt: skip
+        token = csrf_of(subscriber.get("/admin/add/device").text)
+        device_page = subscriber.post("/admin/add/device", data={"csrf": token, "name": "Owner's CI"})
+        assert "registered as yours" in device_page.text
+        device = re.search(r'id="result-client-id"[^>]*>([^<]+)<', device_page.text).group(1)
+    with admin_client(server) as admin:
+        owners = register_over_http(
+            admin,
+            "generic",
+            name="Newsroom tool",
+            redirect_uris="http://127.0.0.1:9/cb",
+            client_type="public",
+        )
+        phishing_consent = consent_html(admin, phishing)
+        owners_consent = consent_html(admin, owners)
+
+    for client_id in (phishing, device):
+        row = client_row(server, client_id)
+        assert (row.kind, row.registered_by) == ("user_registered", subscriber_id)
+        assert row.expires_at is not None
+    assert "registered by sub-registrar" in phishing_consent
+    assert "pre-registered by the site owner" not in phishing_consent
+    assert 'id="self-named"' in phishing_consent and "chosen by sub-registrar" in phishing_consent
+    row = client_row(server, owners)
+    assert (row.kind, row.expires_at) == ("pre_registered", None)
+    assert "pre-registered by the site owner" in owners_consent and 'id="self-named"' not in owners_consent
+
+    async def expire_and_purge(rt: Any) -> int:  # noqa: ANN401
+        from sqlalchemy import update
+
+        async with rt.sessions.begin() as session:
+            await session.execute(
+                update(OAuthClient)
+                .where(OAuthClient.client_id.in_([phishing, device, owners]))
+                .values(expires_at=utcnow())
+            )
+        return await purge_expired_clients(rt.sessions)
+
+    server.run(expire_and_purge)
+    assert client_row(server, phishing) is None and client_row(server, device) is None  # unused: removed
+    assert client_row(server, owners) is not None  # the site owner's: kept

@@ -3,9 +3,12 @@ markup stored in a post cannot run scripts (Content-Security-Policy)."""
 
 from __future__ import annotations
 
+import httpx
+
 from aiconnector.core.principal import Actor
-from aiconnector.sites.base import PostInput
+from aiconnector.sites.base import MediaUpload, PostInput, PostPatch
 from aiconnector.sites.builtin import BuiltinSite
+from aiconnector.sites.demo import make_png
 from tests.browser.conftest import screenshot
 from tests.conftest import LiveServer
 
@@ -62,3 +65,30 @@ def test_demo_images_are_served_as_images(live_server: LiveServer, page) -> None
     page.wait_for_function("() => document.getElementById('i').complete")
     width = page.evaluate("() => document.getElementById('i').naturalWidth")
     assert width > 0, "the browser decoded the demo image"
+
+
+def test_a_published_posts_image_renders_and_a_drafts_does_not(live_server: LiveServer, page) -> None:  # noqa: ANN001
+    """Media follow their post: the image of a draft is not served to visitors; once the post
+    is published its page shows the image, at the URL with the file's random key."""
+
+    async def draft_with_image(rt):  # noqa: ANN001, ANN202
+        site = BuiltinSite(rt.sessions, public_url=live_server.base_url)
+        post = await site.create_post(ADMIN, PostInput(title="A picture", status="draft"))
+        png = make_png(64, 48, lambda x, y: (4 * x, 5 * y, 128))
+        upload = MediaUpload(filename="picture.png", mime_type="image/png", data=png, post_id=post.id)
+        image = await site.create_media(ADMIN, upload)
+        content = f'<p><img id=pic src="{image.url}" alt="a picture"></p>'
+        await site.update_post(ADMIN, post.id, PostPatch(content=content))
+        return post.id, image.url
+
+    async def publish(rt):  # noqa: ANN001, ANN202
+        site = BuiltinSite(rt.sessions, public_url=live_server.base_url)
+        return (await site.update_post(ADMIN, post_id, PostPatch(status="publish"))).url
+
+    post_id, image_url = live_server.run(draft_with_image)
+    assert httpx.get(image_url).status_code == 404
+    post_url = live_server.run(publish)
+    page.goto(post_url)
+    page.wait_for_function("() => document.getElementById('pic').complete")
+    assert page.evaluate("() => document.getElementById('pic').naturalWidth") == 64
+    screenshot(page, f"post-with-image-{live_server.database.kind}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,8 @@ import pytest
 
 from aiconnector.mcp.eras import SUPPORTED_VERSIONS
 from aiconnector.mcp.jsonrpc import CONNECTION_REVOKED
-from tests.mcp.conftest import PASSWORD, McpUnderTest, basic, connection_id
+from aiconnector.mcp.transport import create_mcp_app
+from tests.mcp.conftest import PASSWORD, McpUnderTest, basic, connection_id, serve_asgi
 
 MODERN = "2026-07-28"
 LEGACY = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
@@ -282,7 +284,17 @@ async def test_chunked_body_within_limit_is_served(http: httpx.AsyncClient) -> N
     assert response.json()["result"] == {}
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        None,
+        "application/jsonx",  # a prefix test let these through
+        "application/json-seq",
+        "application/json2; charset=utf-8",
+    ],
+)
 async def test_wrong_content_type_is_415(http: httpx.AsyncClient, content_type: str | None) -> None:
     headers = headers_for()
     del headers["Content-Type"]
@@ -293,8 +305,11 @@ async def test_wrong_content_type_is_415(http: httpx.AsyncClient, content_type: 
     assert error_of(response)["code"] == -32600
 
 
-async def test_content_type_with_charset_is_fine(http: httpx.AsyncClient) -> None:
-    headers = headers_for(**{"Content-Type": "application/json; charset=utf-8"})
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON ;charset=UTF-8"]
+)
+async def test_content_type_with_charset_is_fine(http: httpx.AsyncClient, content_type: str) -> None:
+    headers = headers_for(**{"Content-Type": content_type})
     response = await http.post("/mcp", content=orjson.dumps(rpc("ping")), headers=headers)
     assert response.status_code == 200
 
@@ -347,6 +362,47 @@ async def test_origin_rules(http: httpx.AsyncClient, mcp_server: McpUnderTest) -
         exposed = response.headers["access-control-expose-headers"]
         assert "WWW-Authenticate" in exposed
         assert "X-Request-Id" in exposed, "browser clients can quote the request id in a report"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "rebound.evil.example:8000", "127.0.0.1.nip.io", "a, b"])
+async def test_a_foreign_host_is_421_dns_rebinding(http: httpx.AsyncClient, host: str) -> None:
+    """Bound to loopback, only loopback names can reach the server legitimately: a page whose
+    DNS name was re-pointed at 127.0.0.1 still sends its own name in Host."""
+    response = await legacy(http, "ping", Host=host)
+    assert response.status_code == 421
+    assert error_of(response)["code"] == -32600
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:6274", "127.0.0.1:1", "[::1]:80"])
+async def test_loopback_hosts_are_served(http: httpx.AsyncClient, host: str) -> None:
+    response = await legacy(http, "ping", Host=host)
+    assert response.status_code == 200
+
+
+@pytest.fixture(scope="module")
+async def public_https_mcp(mcp_server: McpUnderTest) -> AsyncIterator[str]:
+    """The same endpoint configured with a public https URL (as behind a TLS proxy)."""
+    settings = dataclasses.replace(
+        mcp_server.services.settings,
+        public_url="https://mcp.example",
+        allowed_origins=("http://localhost:6274",),
+    )
+    services = dataclasses.replace(mcp_server.services, settings=settings)
+    async with serve_asgi(create_mcp_app(services)) as base_url:
+        yield base_url
+
+
+async def test_a_public_https_server_refuses_loopback_origins(public_https_mcp: str) -> None:
+    async with httpx.AsyncClient(base_url=public_https_mcp, timeout=10) as client:
+        for bad in ("http://localhost:3000", "http://127.0.0.1:9", "https://[::1]"):
+            response = await legacy(client, "ping", Origin=bad)
+            assert response.status_code == 403, bad
+        for good in ("https://mcp.example", "http://localhost:6274"):  # its own, and one listed
+            response = await legacy(client, "ping", Origin=good)
+            assert response.status_code == 200, good
+        assert (await legacy(client, "ping", Host="mcp.example")).status_code == 200
+        assert (await legacy(client, "ping", Host="mcp.example:443")).status_code == 200
+        assert (await legacy(client, "ping", Host="other.example")).status_code == 421
 
 
 async def test_origin_is_checked_before_authentication(http: httpx.AsyncClient) -> None:
@@ -698,6 +754,7 @@ async def test_invalid_arguments_are_an_error_result_naming_the_field(
         assert field_name in result["content"][0]["text"]
 
 
+@pytest.mark.server_errors(logs=("tool boom failed",))  # the failing tool is logged, as it should be
 async def test_tool_failures_are_error_results(http: httpx.AsyncClient) -> None:
     result = (await legacy(http, "tools/call", {"name": "fails", "arguments": {}})).json()["result"]
     assert result == {
@@ -923,6 +980,12 @@ async def test_client_disconnect_cancels_the_tool(mcp_server: McpUnderTest) -> N
             if line.startswith("data: "):
                 break
     await asyncio.wait_for(probe.cancelled_event("gone").wait(), 3)
+    # The tool may change things, so its audit row was written ahead; the handler commits the
+    # "cancelled" outcome on it before the request leaves the in-flight table.
+    for _ in range(500):
+        if mcp_server.services.inflight.count(connection_id("leaver")) == 0:
+            break
+        await asyncio.sleep(0.01)
     assert mcp_server.services.inflight.count(connection_id("leaver")) == 0
     await mcp_server.services.audit.flush()
     events = await mcp_server.services.audit.query(

@@ -76,6 +76,7 @@ def auth_server(
         tmp_path_factory.mktemp("oauth"),
         auth_failures_per_minute=10_000,
         registrations_per_minute=10_000,
+        metadata_fetches_per_minute=10_000,
     ) as server:
         yield server
 

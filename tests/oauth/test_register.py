@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -103,6 +104,17 @@ def test_accepted_redirect_uris(auth_server: AuthServer, uri: str) -> None:
         "https:///nohost",
         "https://app.example/a b",
         "",
+        # A user name or password in the authority shows one host and may mean another.
+        "http://user:pw@127.0.0.1/cb",
+        "https://user@app.example/cb",
+        "cursor://user@anysphere.cursor-mcp/cb",
+        # Schemes a browser reads locally.
+        "view-source:https://app.example/cb",
+        "jar:https://app.example/x.jar!/cb",
+        # Not ASCII: no valid Location header can carry it as it is.
+        "http://127.0.0.1:9999/cb/例",
+        "https://例え.jp/cb",
+        "http://127.0.0.1/call\tback",
     ],
 )
 def test_refused_redirect_uris(auth_server: AuthServer, uri: str) -> None:
@@ -136,6 +148,25 @@ def test_refused_metadata_is_rfc7591_json(auth_server: AuthServer, body: object,
     response = register(auth_server, body)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == error and response.json()["error_description"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx", "multipart/form-data"],
+)
+def test_registration_must_be_sent_as_application_json(
+    auth_server: AuthServer, content_type: str | None
+) -> None:
+    """RFC 7591 §3.1: the request is JSON. Anything else is refused in RFC 7591's words (400
+    ``invalid_client_metadata``), before the body is parsed at all."""
+    body = json.dumps({"redirect_uris": ["http://127.0.0.1/cb"]}).encode()
+    url = f"{auth_server.base_url}/oauth/register"
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = httpx.post(url, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_client_metadata" and response.json()["error_description"]
+    with_charset = httpx.post(url, content=body, headers={"Content-Type": "Application/JSON; charset=utf-8"})
+    assert with_charset.status_code == 201, with_charset.text
 
 
 def test_registration_body_size_is_capped(auth_server: AuthServer) -> None:
@@ -182,6 +213,13 @@ def test_redirect_matching_is_exact_except_loopback_ports() -> None:
     assert not redirect_uri_allowed(client, "http://user@127.0.0.1:33418/")
     assert not redirect_uri_allowed(client, "http://127.0.0.1:33418/#x")
     assert not redirect_uri_allowed(client, "http://127.0.0.1:notaport/")
+    # Whitespace and control characters are refused, never stripped into a match.
+    for sneaky in (
+        "http://localhost:8787/call\tback",
+        "http://localhost:8787/callback\r\n",
+        "http://127.0.0.1\n:9/",
+    ):
+        assert not redirect_uri_allowed(client, sneaky), sneaky
 
 
 async def test_purge_removes_expired_unused_dynamic_clients(auth_server: AuthServer, flow: Flow) -> None:

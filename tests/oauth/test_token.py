@@ -352,3 +352,41 @@ async def test_code_challenge_and_resource_are_validated_when_minting(flow: Flow
             resource=mcp_url,
             agent_name="a",
         )
+
+
+async def test_a_code_issued_before_a_revocation_cannot_open_a_connection(flow: Flow) -> None:
+    """The code makes its connection only when redeemed; revoking the app's connection voids
+    the codes it held from before, and codes issued afterwards still work."""
+    first_verifier, later_verifier = new_verifier(), new_verifier()
+    first_code = await flow.code(first_verifier)
+    held_code = await flow.code(later_verifier)  # e.g. a second consent, not yet redeemed
+    first = await flow.redeem(first_code, first_verifier)
+    assert first.status_code == 200, first.text
+    settings = flow.server.settings
+    principal, _ = await verify_access_token(
+        flow.rt.sessions, first.json()["access_token"], resource=settings.mcp_url
+    )
+    await revoke_connection(flow.rt.sessions, principal.connection_id, audit=flow.rt.audit, revoked_by=1)
+    assert_error(await flow.redeem(held_code, later_verifier), 400, "invalid_grant")
+    async with flow.rt.sessions() as s:
+        active = await s.scalar(
+            select(Connection.id).where(
+                Connection.client_id == flow.client.client_id, Connection.revoked_at.is_(None)
+            )
+        )
+    assert active is None, "the held code opened no connection"
+    await flow.tokens()  # a code issued after the revocation is fine
+
+
+async def test_a_connection_replaced_by_a_newer_authorization_voids_no_code(flow: Flow) -> None:
+    """A dynamic client's older connection ends as ``replaced`` when a newer one is made;
+    that is not a revocation, so a code the app holds still redeems."""
+    new = await register_dynamic_client(
+        flow.rt.sessions, {"redirect_uris": [REDIRECT]}, settings=flow.server.settings
+    )
+    dynamic = Flow(flow.server, flow.rt, flow.http, new.record)
+    verifiers = [new_verifier() for _ in range(3)]
+    codes = [await dynamic.code(v) for v in verifiers]
+    for code, verifier in zip(codes, verifiers, strict=True):
+        response = await dynamic.redeem(code, verifier)
+        assert response.status_code == 200, response.text

@@ -18,6 +18,7 @@ from aiconnector.db import models as m
 from aiconnector.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from aiconnector.sites.base import (
     CommentQuery,
+    MediaItem,
     MediaPatch,
     MediaQuery,
     MediaUpload,
@@ -59,6 +60,11 @@ SEES_OTHERS: dict[str, set[str]] = {
     "private": {"admin", "ed"},
     "trash": {"admin", "ed"},
 }
+
+
+def url_key(item: MediaItem) -> str:
+    """The key in a media URL (``/media/<key>/<filename>``): what ``media_bytes`` takes."""
+    return item.url.rsplit("/", 2)[-2]
 
 
 def future(days: int = 3) -> datetime:
@@ -199,12 +205,13 @@ async def test_demo_images_are_valid_pngs(ctx: SiteCtx) -> None:
     media = await ctx.site.list_media(ctx["sub"], MediaQuery(mime_type="image/png", limit=50))
     assert len(media.items) == len(DEMO_IMAGES)
     for item in media.items:
-        file = await ctx.site.media_bytes(item.id)
+        file = await ctx.site.media_bytes(url_key(item))
         width, height, pixels = parse_png(file.data)
         assert (width, height) == (320, 180)
         assert len(set(pixels)) > 20, "an image that is not a single flat colour"
         assert item.size == len(file.data)
-        assert item.url == f"{PUBLIC_URL}/media/{item.id}/{item.filename}"
+        assert item.url == f"{PUBLIC_URL}/media/{url_key(item)}/{item.filename}"
+        assert len(url_key(item)) >= 22, "the URL's key is random (128 bits), not the id"
 
 
 def test_make_png_roundtrip() -> None:
@@ -640,6 +647,13 @@ async def test_cursor_from_one_list_is_refused_by_another(ctx: SiteCtx) -> None:
         await ctx.site.list_comments(ctx["sub"], CommentQuery(cursor=posts.next_cursor))
 
 
+async def test_a_cursor_carrying_nul_is_invalid_not_a_database_error(ctx: SiteCtx) -> None:
+    """A forged title_asc cursor whose title holds NUL: PostgreSQL would fail on the query."""
+    cursor = base64.urlsafe_b64encode(b'["title_asc", ["a\\u0000b", 3]]').decode().rstrip("=")
+    with pytest.raises(InvalidInput, match="invalid cursor"):
+        await ctx.site.list_posts(ctx["sub"], PostQuery(order="title_asc", cursor=cursor))
+
+
 def test_cursor_roundtrip_normalizes_to_utc() -> None:
     plus_two = datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     cursor = encode_cursor("t", [plus_two, "x", 5])
@@ -824,7 +838,7 @@ async def test_upload_needs_upload_files(ctx: SiteCtx, role: str) -> None:
     if role in ("admin", "ed", "au"):
         item = await ctx.site.create_media(ctx[role], upload)
         assert (item.size, item.author_id, item.title) == (len(PNG), ctx[role].user_id, "photo")
-        assert (await ctx.site.media_bytes(item.id)).data == PNG
+        assert (await ctx.site.media_bytes(url_key(item))).data == PNG
     else:
         with pytest.raises(NotAllowed, match="upload files"):
             await ctx.site.create_media(ctx[role], upload)
@@ -888,8 +902,53 @@ async def test_media_update_and_delete_rights(ctx: SiteCtx) -> None:
     deleted = await site.delete_media(ctx["au"], mine.id)
     assert deleted.caption == "Edited"
     with pytest.raises(NotFound):
-        await site.media_bytes(mine.id)
+        await site.media_bytes(url_key(mine))
     assert await count(ctx, m.MediaBlob, m.MediaBlob.media_id == mine.id) == 0
+
+
+async def test_media_follows_the_visibility_of_its_post(ctx: SiteCtx) -> None:
+    """A file attached to a contributor's draft is seen by those who may read the draft (its
+    author, editors), by nobody else through the site, and by no visitor until the draft is
+    published; its public URL carries a random key, and the sequential id finds nothing."""
+    site = ctx.site
+    draft = await site.create_post(ctx["co"], PostInput(title="Co's draft", status="draft"))
+    upload = MediaUpload(filename="secret-plan.png", mime_type="image/png", data=PNG, post_id=draft.id)
+    item = await site.create_media(ctx["admin"], upload)
+    for reader in ("co", "ed", "admin"):
+        assert (await site.get_media(ctx[reader], item.id)).post_id == draft.id, reader
+        assert item.id in [i.id for i in (await site.list_media(ctx[reader], MediaQuery(limit=100))).items]
+    for outsider in ("au", "au2", "sub"):
+        with pytest.raises(NotFound):
+            await site.get_media(ctx[outsider], item.id)
+        listed = await site.list_media(ctx[outsider], MediaQuery(search="secret-plan", limit=100))
+        assert listed.items == [], outsider
+    with pytest.raises(NotFound):  # invisible is missing, for changes too
+        await site.update_media(ctx["au"], item.id, MediaPatch(title="mine"))
+    with pytest.raises(NotFound):
+        await site.media_bytes(url_key(item))  # unpublished: no visitor gets it, key or not
+    with pytest.raises(NotFound):
+        await site.media_bytes(str(item.id))  # the old, sequential URL
+
+    await site.update_post(ctx["ed"], draft.id, PostPatch(status="publish"))
+    assert (await site.media_bytes(url_key(item))).data == PNG
+    assert (await site.get_media(ctx["au"], item.id)).id == item.id
+    with pytest.raises(NotFound):
+        await site.media_bytes(str(item.id))
+
+
+async def test_unattached_media_is_public_only_by_its_unguessable_url(ctx: SiteCtx) -> None:
+    item = await ctx.site.create_media(
+        ctx["au"], MediaUpload(filename="a.png", mime_type="image/png", data=PNG)
+    )
+    assert item.post_id is None
+    assert (await ctx.site.get_media(ctx["sub"], item.id)).id == item.id  # as in WordPress
+    assert (await ctx.site.media_bytes(url_key(item))).data == PNG
+    with pytest.raises(NotFound):
+        await ctx.site.media_bytes(str(item.id))
+    other = await ctx.site.create_media(
+        ctx["au"], MediaUpload(filename="a.png", mime_type="image/png", data=PNG)
+    )
+    assert url_key(other) != url_key(item) and len(url_key(other)) >= 22
 
 
 async def test_deleting_featured_media_clears_posts(ctx: SiteCtx) -> None:

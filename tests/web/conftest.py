@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from aiconnector.config import Settings
+from aiconnector.core.login_limits import LoginLimits
 from aiconnector.core.users import create_user
 from aiconnector.db.models import AuditEvent, AuthorizationCode, OAuthClient, RateCounter
 from aiconnector.runtime import ensure_admin, open_runtime
@@ -42,7 +43,7 @@ CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 REQUEST_FIELD = re.compile(r'name="request" value="([^"]+)"')
 
 
-def web_app(settings: Settings) -> Starlette:
+def web_app(settings: Settings, login_limits: LoginLimits | None = None) -> Starlette:
     """The web routes alone, with their state built in the lifespan (as the real app does)."""
     holder: dict[str, WebState] = {}
 
@@ -51,7 +52,7 @@ def web_app(settings: Settings) -> Starlette:
         async with open_runtime(settings) as rt:
             await ensure_admin(rt)
             await rt.audit.start()
-            holder["state"] = WebState.create(settings, rt.sessions, rt.audit)
+            holder["state"] = WebState.create(settings, rt.sessions, rt.audit, login_limits=login_limits)
             try:
                 yield
             finally:

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from aiconnector.security import sha256_hex
 from tests.conftest import LiveServer
 from tests.web.conftest import (
     CSRF_FIELD,
@@ -232,6 +233,24 @@ def test_consent_post_without_csrf_token_is_refused(web_server: LiveServer, admi
         data={"csrf": csrf, "request": blob, "action": "authorize", "scope": "content:read"},
     )
     assert redirect_query(ok)["code"]
+
+
+def test_a_consent_page_decides_only_once(web_server: LiveServer, admin) -> None:  # noqa: ANN001
+    """Re-posting a consent form (within its 30 minutes) cannot mint a second code, nor turn
+    a grant into a denial or back."""
+    csrf, blob = consent_form(admin)
+    form = {"csrf": csrf, "request": blob, "action": "authorize", "scope": "content:read"}
+    first = redirect_query(admin.post("/oauth/authorize", data=form))["code"]
+    for action in ("authorize", "deny"):
+        again = admin.post("/oauth/authorize", data={**form, "action": action})
+        assert again.status_code == 400 and "location" not in again.headers
+        assert "already used" in again.text
+    code = latest_code(web_server, "test-dynamic")
+    assert code is not None and code.code_hash == sha256_hex(first)  # no second code was stored
+    # A denial spends its page too; a fresh page works.
+    csrf, blob = consent_form(admin)
+    assert redirect_query(admin.post("/oauth/authorize", data={**form, "request": blob, "action": "deny"}))
+    assert admin.post("/oauth/authorize", data={**form, "request": blob}).status_code == 400
 
 
 def test_consent_csrf_token_of_another_session_is_refused(web_server: LiveServer, admin) -> None:  # noqa: ANN001

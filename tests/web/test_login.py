@@ -117,7 +117,9 @@ def test_login_success_is_audited(web_server: LiveServer) -> None:
     assert USER_PASSWORD not in repr([e.detail for e in events])
 
 
-def test_login_is_rate_limited_per_username(web_server: LiveServer) -> None:
+def test_login_is_rate_limited_per_username_and_address(web_server: LiveServer) -> None:
+    """The (username, address) limit: the guesser's own. Other addresses are not held by it
+    (``test_login_limits.py``), nor other usernames from this address."""
     try:
         start_of_fresh_window()
         with http_client(web_server) as client:
@@ -127,7 +129,7 @@ def test_login_is_rate_limited_per_username(web_server: LiveServer) -> None:
                     "/login", data={"username": "victim", "password": "guess-guess", "csrf": token}
                 )
                 assert response.status_code == 400
-            # Locked: even the right password is not checked now.
+            # Locked from here: even the right password is not checked now.
             response = client.post(
                 "/login", data={"username": "victim", "password": USER_PASSWORD, "csrf": token}
             )
@@ -151,6 +153,7 @@ def test_login_is_rate_limited_per_address(web_server: LiveServer) -> None:
         with http_client(web_server) as client:
             token = login_form(client)
             for i in range(20):  # different usernames: only the address limit applies
+                # (a browser without a known-device cookie: one with it is exempt)
                 client.post("/login", data={"username": f"nobody{i}", "password": "x" * 10, "csrf": token})
             response = client.post(
                 "/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf": token}

@@ -476,7 +476,7 @@ async def test_media_round_trip(site: Site) -> None:
 
     assert await b.get_media(editor, item.id) == item
     with pytest.raises(NotFound):  # WordPress hides media of unpublished posts from visitors
-        await b.media_bytes(item.id)
+        await b.media_bytes(str(item.id))
 
     title = f"{name} renamed"  # WordPress searches media titles, not file names
     changed = await b.update_media(editor, item.id, MediaPatch(title=title, alt_text="Alt", post_id=0))
@@ -486,7 +486,7 @@ async def test_media_round_trip(site: Site) -> None:
         "Sales",
         None,
     )
-    blob = await b.media_bytes(item.id)  # unattached now, so public
+    blob = await b.media_bytes(str(item.id))  # unattached now, so public
     assert (blob.data, blob.mime_type, blob.filename) == (PNG, "image/png", item.filename)
 
     images = await b.list_media(editor, MediaQuery(mime_type="image/", search=name))
@@ -502,7 +502,7 @@ async def test_media_round_trip(site: Site) -> None:
     with pytest.raises(NotFound, match=f"Media {item.id} not found"):
         await b.get_media(editor, item.id)
     with pytest.raises(NotFound):
-        await b.media_bytes(item.id)
+        await b.media_bytes(str(item.id))
     await b.delete_post(editor, post.id, force=True)
 
 

@@ -37,11 +37,9 @@ def users_create(ctx: click.Context, name: str, role: str, email: str, password_
     """Create a user (without a password unless --password-stdin)."""
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
 
-    async def work(rt: Runtime) -> users.UserRecord:
+    async def work(rt: Runtime) -> users.UserRecord:  # audited (user.created) by create_user
         users.refuse_local_users(rt.settings.site)
-        record = await users.create_user(rt.sessions, name, role=role, email=email, password=password)
-        rt.audit.record("user.created", user_id=record.id, detail={"username": name, "role": role})
-        return record
+        return await users.create_user(rt.sessions, name, role=role, email=email, password=password)
 
     record = run_with_runtime(ctx, work)
     click.echo(f"created user {record.username} (id {record.id}, {record.role})")

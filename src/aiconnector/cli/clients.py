@@ -71,24 +71,12 @@ def clients_create(
     except UnknownScope as exc:
         raise click.UsageError(str(exc)) from None
 
-    async def work(rt: Runtime) -> store.NewClient:
+    async def work(rt: Runtime) -> store.NewClient:  # audited (client.registered) by core.clients
         if device:
-            new = await store.create_device_client(rt.sessions, name=name)
-        else:
-            new = await store.create_pre_registered_client(
-                rt.sessions, name=name, redirect_uris=redirect_uris, confidential=confidential
-            )
-        rt.audit.record(
-            "client.registered",
-            detail={
-                "client_id": new.record.client_id,
-                "client_name": new.record.name,
-                "kind": new.record.kind,
-                "redirect_uris": list(new.record.redirect_uris),
-                "auth_method": new.record.token_endpoint_auth_method,
-            },
+            return await store.create_device_client(rt.sessions, name=name)
+        return await store.create_pre_registered_client(
+            rt.sessions, name=name, redirect_uris=redirect_uris, confidential=confidential
         )
-        return new
 
     new = run_with_runtime(ctx, work)
     click.echo(f"client_id: {new.record.client_id}")

@@ -86,13 +86,12 @@ async def create_app_password(
             hint=password[len(APP_PASSWORD_PREFIX) : len(APP_PASSWORD_PREFIX) + 4],
         )
         session.add(row)
-        session.add(
-            audit.event_row(
-                "connection.created",
-                user_id=user.id,
-                connection_id=conn.id,
-                detail={"method": METHOD, "agent_name": name, "scopes": scope_text},
-            )
+        audit.record_in(
+            session,
+            "connection.created",
+            user_id=user.id,
+            connection_id=conn.id,
+            detail={"method": METHOD, "agent_name": name, "scopes": scope_text},
         )
         await session.flush()
         record = AppPasswordRecord(

@@ -1,11 +1,30 @@
 """The audit log: every authentication success and failure, connection change and tool call.
 
-Writes are queued and flushed in batches by one background task, so recording an event on the
-request path costs no database round trip; ``flush()`` makes pending events durable (used at
-shutdown and by tests and readers that need read-your-writes). Details are scrubbed of
-anything that looks like a secret before they are queued. An event recorded while serving an
-HTTP request carries that request's id (``detail.request_id``, see ``ops.request_id``), so it
-can be matched with the request's log lines.
+Two ways in, chosen by what the event records:
+
+* **A change of state** (a user, client, credential, consent or revocation) writes its event
+  with ``record_in(session, …)`` inside the transaction that makes the change: both commit or
+  neither does, so no crash can leave a change without its event.
+* **Everything else** (sign-ins, failures, read-only tool calls) is queued with ``record`` and
+  written in batches by one background task, so recording costs the request no database round
+  trip. ``flush()`` makes the queue durable (at shutdown, and for readers that need
+  read-your-writes). A crash loses what is queued: at most the last ``flush_interval``
+  (0.5 s) of these events, plus a flush in progress; the ``aiconnector_audit_pending_events``
+  gauge shows how many are at stake at any moment.
+
+A **mutating tool call** (a tool not annotated read-only) has a side effect in the site the
+audit log cannot share a transaction with (WordPress, or the built-in site's own session), so
+it is written ahead: ``write`` commits a ``tool_call`` row with outcome ``started`` before the
+tool runs, and ``amend`` records the outcome before the result goes back to the agent. A row
+left ``started`` is a call whose end the server did not see (it crashed); its change may or may
+not have happened, but no change happens without a row.
+
+Repeated failures from the same source (``core.audit_repeats``) are counted on one row per
+minute instead of one row each, so an attacker cannot flood the log.
+
+Details are scrubbed of anything that looks like a secret before they are stored. An event
+recorded while serving an HTTP request carries that request's id (``detail.request_id``, see
+``ops.request_id``), so it can be matched with the request's log lines.
 
 Reading is by keyset on ``id`` (``AuditFilter`` says which events; ``query`` pages through
 them, ``iter_matching`` walks all of them for exports): ids only grow, so a page boundary never
@@ -21,9 +40,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from aiconnector.core.audit_repeats import AGGREGATED_EVENTS, COUNT_KEY, Repeats, Window
 from aiconnector.db.models import AuditEvent, Connection, utcnow
 from aiconnector.ops.request_id import current_request_id
 
@@ -31,6 +51,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_CHUNK = 200
 _INSERT = AuditEvent.__table__.insert()
+_INSERT_RETURNING_ID = insert(AuditEvent.__table__).returning(
+    AuditEvent.__table__.c.id, sort_by_parameter_order=True
+)
 _SECRET_MARKERS = ("password", "secret", "token", "authorization", "code_verifier", "cookie")
 
 
@@ -88,6 +111,43 @@ def _with_request_id(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditContext:
+    """Who asked for a change and from where. A core function that changes state takes one so
+    it can write the change's event inside its own transaction (``record_in``); the HTTP layer
+    fills it from the request, the CLI leaves most of it empty."""
+
+    user_id: int | None = None  # the person acting, when someone is signed in
+    username: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    via: str | None = None  # which door the change came through, when that is worth saying ("admin")
+
+
+def record_in(
+    session: AsyncSession,
+    event: str,
+    *,
+    context: AuditContext | None = None,
+    outcome: str = "success",
+    user_id: int | None = None,
+    connection_id: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add the event to the caller's transaction: it commits with the change it records, or
+    not at all. This is the one way to audit a change of state. ``context`` supplies the
+    address, the user agent and (unless ``user_id`` is given) the acting user."""
+    if context is not None:
+        ip = ip if ip is not None else context.ip
+        user_agent = user_agent if user_agent is not None else context.user_agent
+        user_id = user_id if user_id is not None else context.user_id
+    row = AuditEvent(**_values(event, outcome, user_id, connection_id, ip, user_agent, detail))
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     id: int
     at: datetime
@@ -98,6 +158,13 @@ class AuditRecord:
     ip: str | None
     user_agent: str | None
     detail: dict[str, Any]
+
+    @property
+    def count(self) -> int:
+        """How many occurrences the row stands for: repeated failures are one row per source
+        and minute (``core.audit_repeats``); every other row is one occurrence."""
+        value = self.detail.get(COUNT_KEY) if self.event in AGGREGATED_EVENTS else None
+        return value if isinstance(value, int) and value > 0 else 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -170,10 +237,33 @@ def _record_of(r: AuditEvent) -> AuditRecord:
     )
 
 
+async def _write_windows(
+    session: AsyncSession, chunk: list[tuple[Window, int, dict[str, Any]]]
+) -> list[tuple[Window, int]]:
+    """Insert the windows new to the database and update the others' counts; return the new
+    rows' ids for the caller to keep once the transaction has committed."""
+    new = [(window, detail) for window, _, detail in chunk if window.row_id is None]
+    ids: list[int] = []
+    if new:
+        rows = [{**window.values, "detail": detail} for window, detail in new]
+        ids = list((await session.scalars(_INSERT_RETURNING_ID, rows)).all())
+    for window, _, detail in chunk:
+        if window.row_id is not None:
+            stmt = update(AuditEvent).where(AuditEvent.id == window.row_id).values(detail=detail)
+            await session.execute(stmt)
+    return [(window, row_id) for (window, _), row_id in zip(new, ids, strict=True)]
+
+
 class AuditLog:
+    """The batched writer, the write-ahead pair for mutating tool calls, and the readers."""
+
+    # For code that already holds the log: the same function as the module's ``record_in``.
+    record_in = staticmethod(record_in)
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, flush_interval: float = 0.5) -> None:
         self._sessions = sessions
         self._pending: list[dict[str, Any]] = []
+        self._repeats = Repeats()
         self._flush_interval = flush_interval
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -190,13 +280,19 @@ class AuditLog:
         user_agent: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Queue one event; never blocks and never raises on the request path."""
-        self._pending.append(_values(event, outcome, user_id, connection_id, ip, user_agent, detail))
+        """Queue one event that changes nothing (see the module docstring for what may be
+        lost); never blocks and never raises on the request path. Repeated failures are
+        counted rather than queued (``core.audit_repeats``)."""
+        values = _values(event, outcome, user_id, connection_id, ip, user_agent, detail)
+        if event in AGGREGATED_EVENTS:
+            self._repeats.add(values)
+            return
+        self._pending.append(values)
         if len(self._pending) >= 500:
             self._wakeup.set()
 
-    @staticmethod
-    def event_row(
+    async def write(
+        self,
         event: str,
         *,
         outcome: str = "success",
@@ -205,21 +301,42 @@ class AuditLog:
         ip: str | None = None,
         user_agent: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> AuditEvent:
-        """An event as a row, for writing inside the caller's transaction (changes of state
-        such as revocation must never commit without their audit event)."""
-        return AuditEvent(**_values(event, outcome, user_id, connection_id, ip, user_agent, detail))
+    ) -> int:
+        """Write one event now, in its own committed transaction, and return its id: for
+        what must be on record before it happens (a mutating tool call, then ``amend``)."""
+        async with self._sessions.begin() as session:
+            row = record_in(
+                session,
+                event,
+                outcome=outcome,
+                user_id=user_id,
+                connection_id=connection_id,
+                ip=ip,
+                user_agent=user_agent,
+                detail=detail,
+            )
+            await session.flush()
+            return row.id
+
+    async def amend(self, event_id: int, *, outcome: str, detail: dict[str, Any] | None = None) -> None:
+        """Record the outcome of an event written ahead with ``write``, committed now."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(AuditEvent)
+                .where(AuditEvent.id == event_id)
+                .values(outcome=outcome, detail=_with_request_id(scrub(detail or {})))
+            )
 
     @property
     def pending(self) -> int:
-        """Events queued and not yet written."""
-        return len(self._pending)
+        """Events recorded and not yet written (counted repeats included)."""
+        return len(self._pending) + self._repeats.unwritten
 
     async def flush(self) -> None:
         """Write what is queued, in chunks with a pause for the event loop between them: one
         big executemany would stall every request the server is answering meanwhile (the
         statement is prepared on the loop's thread). A Core insert skips the ORM's per-row
-        bookkeeping, which nothing here needs."""
+        bookkeeping, which nothing here needs. Then bring the repeat counts up to date."""
         async with self._lock:
             while self._pending:
                 chunk, self._pending = self._pending[:FLUSH_CHUNK], self._pending[FLUSH_CHUNK:]
@@ -231,6 +348,27 @@ class AuditLog:
                     self._pending[:0] = chunk
                     raise
                 await asyncio.sleep(0)
+            await self._write_repeats()
+
+    async def _write_repeats(self) -> None:
+        """One row per repeat window: inserted with its count the first time, its count updated
+        afterwards. Counts are taken before the transaction, so failures counted meanwhile
+        are written by the next flush; on an error nothing is marked written."""
+        dirty = [(w, w.count, w.detail()) for w in self._repeats.dirty()]
+        for start in range(0, len(dirty), FLUSH_CHUNK):
+            chunk = dirty[start : start + FLUSH_CHUNK]
+            try:
+                async with self._sessions.begin() as session:
+                    new_ids = await _write_windows(session, chunk)
+            except Exception:
+                log.exception("audit flush failed for %d repeat counts; kept for the next flush", len(chunk))
+                raise
+            for window, row_id in new_ids:  # only now: a rolled-back insert has no row
+                window.row_id = row_id
+            for window, count, _ in chunk:
+                window.written = count
+            await asyncio.sleep(0)
+        self._repeats.sweep(int(utcnow().timestamp() // 60))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")

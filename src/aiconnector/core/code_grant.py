@@ -11,7 +11,13 @@ Checks, each failing with ``invalid_grant`` unless stated (RFC 6749 §4.1.3, RFC
 3. not older than ``CODE_TTL``; issued to this client; same redirect URI, exactly;
 4. ``resource``, if sent, is our MCP URL (else ``invalid_target``), and so is the code's;
 5. PKCE: ``code_verifier`` present (else ``invalid_request``), 43–128 unreserved characters,
-   and ``BASE64URL(SHA256(verifier))`` equals the stored challenge.
+   and ``BASE64URL(SHA256(verifier))`` equals the stored challenge;
+6. no connection of this user and client was revoked after the code was issued. A code makes
+   its connection only when redeemed, so a revoke cannot reach a code still in flight; this
+   check does: whoever revokes "this app's access" (the person, an administrator, a security
+   revocation such as a replayed code) also voids the codes the app was holding, instead of
+   letting one of them open a new connection minutes later. Connections ended as
+   ``replaced`` (below) do not count: a newer authorization of the same app ended them.
 
 A failed check rolls the claim back (the transaction is the unit), so a wrong guess by
 someone holding a stolen code does not burn the legitimate client's code.
@@ -32,7 +38,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.config import Settings
@@ -46,6 +52,8 @@ from aiconnector.errors import OAuthError
 from aiconnector.security import constant_time_equals, sha256_hex
 
 METHOD = "oauth"
+# The revoke reason of an older connection ended by a newer authorization of the same app.
+REPLACED = "replaced"
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
@@ -103,15 +111,30 @@ async def open_connection(
         settings=settings,
     )
     await note_connection(session, client_id, settings=settings)
-    session.add(
-        audit.event_row(
-            "connection.created",
-            user_id=user_id,
-            connection_id=conn.id,
-            detail={"method": method, "agent_name": agent_name, "client_id": client_id, "scopes": scopes},
-        )
+    audit.record_in(
+        session,
+        "connection.created",
+        user_id=user_id,
+        connection_id=conn.id,
+        detail={"method": method, "agent_name": agent_name, "client_id": client_id, "scopes": scopes},
     )
     return pair
+
+
+async def _revoked_since(session: AsyncSession, code: AuthorizationCode) -> bool:
+    """Whether a connection of the code's user and client was revoked after the code was
+    issued (other than being replaced by a newer authorization): check 6 above."""
+    found = await session.scalar(
+        select(Connection.id)
+        .where(
+            Connection.user_id == code.user_id,
+            Connection.client_id == code.client_id,
+            Connection.revoked_at >= code.created_at,
+            or_(Connection.revoke_reason.is_(None), Connection.revoke_reason != REPLACED),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +184,8 @@ async def _redeem(
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
     check_resource(resource, row.resource, settings)
     check_pkce(code_verifier, row.code_challenge)
+    if await _revoked_since(session, row):
+        raise OAuthError("invalid_grant", "this application's access was revoked after the code was issued")
 
     pair = await open_connection(
         session,
@@ -231,5 +256,5 @@ async def redeem_authorization_code(
             )
         raise OAuthError("invalid_grant", "the authorization code was already used")
     for connection_id in outcome.replaced:
-        await revoke_connection(sessions, connection_id, audit=audit, bus=bus, reason="replaced")
+        await revoke_connection(sessions, connection_id, audit=audit, bus=bus, reason=REPLACED)
     return outcome.pair

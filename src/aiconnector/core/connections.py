@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from aiconnector.core.audit import AuditLog
-from aiconnector.core.events import RevocationBus
+from aiconnector.core.events import CONNECTION_UPDATED, RevocationBus
 from aiconnector.core.pg_notify import notify_in_transaction
 from aiconnector.core.scopes import format_scopes
 from aiconnector.db.models import AppPassword, Connection, OAuthToken, User, utcnow
@@ -251,6 +251,29 @@ class ConnectionChangeError(ValueError):
     """A requested change is not allowed (widening scopes, an empty name)."""
 
 
+async def lock_connection(session: AsyncSession, connection_id: str) -> Connection | None:
+    """Load the connection for the rest of the caller's transaction, locked against every other
+    transaction that changes it or its tokens (scope changes, revokes, refreshes).
+
+    This is the **first** thing such a transaction does, and the connection row is the first
+    lock it takes (tokens come after), so two of them never wait for each other in opposite
+    orders (no deadlock), and whatever the second one reads — the connection's scopes, its live
+    tokens — already includes what the first one committed (no lost update).
+
+    PostgreSQL: ``SELECT … FOR UPDATE`` on the row. SQLite has no row locks, and Python's
+    ``sqlite3`` only opens a transaction at the first write, so plain reads before it would see
+    an old snapshot; a no-op ``UPDATE`` of the row takes the database's single write lock
+    before anything is read."""
+    if session.bind.dialect.name == "sqlite":
+        await session.execute(
+            update(Connection)
+            .where(Connection.id == connection_id)
+            .values(agent_name=Connection.agent_name)
+            .execution_options(synchronize_session=False)
+        )
+    return await session.get(Connection, connection_id, with_for_update=True, populate_existing=True)
+
+
 async def update_connection(
     sessions: async_sessionmaker[AsyncSession],
     connection_id: str,
@@ -267,11 +290,14 @@ async def update_connection(
     Access and refresh tokens carry their own scopes (a token is checked against what it
     says), so narrowing also narrows every live token of the connection in the same
     transaction; otherwise a token issued before the change would keep the old scopes until
-    it expires. After the commit the bus tells this process to drop cached credentials, so
-    the very next request is checked against the new scopes; running requests finish."""
+    it expires. The connection is locked first (``lock_connection``), as a refresh locks it,
+    so a refresh running at the same time either commits before (its new tokens are among
+    those narrowed here) or starts after and caps its tokens at the new scopes. After the
+    commit the bus tells this process to drop cached credentials, so the very next request
+    is checked against the new scopes; running requests finish."""
     changes: dict[str, object] = {}
     async with sessions.begin() as session:
-        conn = await session.get(Connection, connection_id, with_for_update=True)
+        conn = await lock_connection(session, connection_id)
         if conn is None:
             raise NotFound(f"connection {connection_id!r} not found")
         if conn.revoked_at is not None:
@@ -301,13 +327,12 @@ async def update_connection(
                     token.scopes = format_scopes(scopes & frozenset(token.scopes.split()))
         if not changes:
             return
-        session.add(
-            audit.event_row(
-                "connection.updated",
-                user_id=conn.user_id,
-                connection_id=conn.id,
-                detail={"by": changed_by, **changes},
-            )
+        audit.record_in(
+            session,
+            CONNECTION_UPDATED,
+            user_id=conn.user_id,
+            connection_id=conn.id,
+            detail={"by": changed_by, **changes},
         )
         await notify_in_transaction(session, "changed", conn.id)
     if bus is not None:
@@ -326,30 +351,41 @@ async def revoke_connection(
     """Revoke in one transaction; the audit event is written in the same transaction so a
     revoke is never unrecorded. Returns False when it was already revoked."""
     async with sessions.begin() as session:
-        conn = await session.get(Connection, connection_id, with_for_update=True)
+        conn = await lock_connection(session, connection_id)
         if conn is None:
             raise NotFound(f"connection {connection_id!r} not found")
-        if conn.revoked_at is not None:
+        if not await revoke_locked(session, conn, audit=audit, revoked_by=revoked_by, reason=reason):
             return False
-        conn.revoked_at = utcnow()
-        conn.revoked_by = revoked_by
-        conn.revoke_reason = reason[:300]
-        session.add(
-            audit.event_row(
-                "connection.revoked",
-                user_id=conn.user_id,
-                connection_id=conn.id,
-                detail={
-                    "agent_name": conn.agent_name,
-                    "method": conn.method,
-                    "by": revoked_by,
-                    "reason": reason,
-                },
-            )
-        )
-        await notify_in_transaction(session, "revoked", conn.id)
     if bus is not None:
         bus.publish(connection_id)
+    return True
+
+
+async def revoke_locked(
+    session: AsyncSession,
+    conn: Connection,
+    *,
+    audit: AuditLog,
+    revoked_by: int | None = None,
+    reason: str = "revoked",
+) -> bool:
+    """Mark ``conn`` (locked by ``lock_connection``) revoked inside the caller's transaction,
+    with its ``connection.revoked`` event and the cross-instance NOTIFY, so callers that find a
+    reason to revoke (a reused refresh token) commit the finding, the revoke and the audit
+    together. The caller publishes on the bus after the commit. False if already revoked."""
+    if conn.revoked_at is not None:
+        return False
+    conn.revoked_at = utcnow()
+    conn.revoked_by = revoked_by
+    conn.revoke_reason = reason[:300]
+    audit.record_in(
+        session,
+        "connection.revoked",
+        user_id=conn.user_id,
+        connection_id=conn.id,
+        detail={"agent_name": conn.agent_name, "method": conn.method, "by": revoked_by, "reason": reason},
+    )
+    await notify_in_transaction(session, "revoked", conn.id)
     return True
 
 

@@ -54,7 +54,7 @@ from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.config import Settings
-from aiconnector.core.audit import AuditLog
+from aiconnector.core.audit import AuditContext, AuditLog, record_in
 from aiconnector.core.client_metadata import DEVICE_CODE_GRANT
 from aiconnector.core.clients import ClientRecord, aware
 from aiconnector.core.code_grant import check_resource, open_connection
@@ -134,8 +134,10 @@ async def start_device_authorization(
     scope: str | None,
     resource: str | None,
     settings: Settings,
+    context: AuditContext | None = None,
 ) -> DeviceAuthorization:
-    """Store a new pending code pair for ``client`` (already authenticated)."""
+    """Store a new pending code pair for ``client`` (already authenticated), with its
+    ``device.requested`` event in the same transaction."""
     if DEVICE_CODE_GRANT not in client.grant_types:
         raise OAuthError("unauthorized_client", "this client is not registered for the device grant")
     scopes = _requested_scopes(scope)
@@ -167,6 +169,17 @@ async def start_device_authorization(
                 created_at=now,
                 expires_at=now + timedelta(seconds=settings.device_code_ttl_seconds),
             )
+        )
+        record_in(
+            session,
+            "device.requested",
+            context=context,
+            detail={
+                "client_id": client.client_id,
+                "client_name": client.name,
+                "scope": scope,
+                "device": _device_ref(sha256_hex(device_code)),
+            },
         )
     return DeviceAuthorization(
         device_code,
@@ -234,16 +247,15 @@ async def _lock_spent_codes(session: AsyncSession, audit: AuditLog, now: datetim
     for row in spent:
         row.status = "locked"
         row.decided_at = now
-        session.add(
-            audit.event_row(
-                "device.locked",
-                outcome="failure",
-                detail={
-                    "client_id": row.client_id,
-                    "device": _device_ref(row.device_code_hash),
-                    "reason": f"{WRONG_CODE_BUDGET} wrong user codes entered during its lifetime",
-                },
-            )
+        audit.record_in(
+            session,
+            "device.locked",
+            outcome="failure",
+            detail={
+                "client_id": row.client_id,
+                "device": _device_ref(row.device_code_hash),
+                "reason": f"{WRONG_CODE_BUDGET} wrong user codes entered during its lifetime",
+            },
         )
 
 
@@ -259,13 +271,12 @@ async def _expire(session: AsyncSession, row: DeviceCode, audit: AuditLog, now: 
         .execution_options(synchronize_session=False)
     )
     if done.rowcount == 1:
-        session.add(
-            audit.event_row(
-                "device.expired",
-                outcome="failure",
-                user_id=row.user_id,
-                detail={"client_id": row.client_id, "device": _device_ref(row.device_code_hash)},
-            )
+        audit.record_in(
+            session,
+            "device.expired",
+            outcome="failure",
+            user_id=row.user_id,
+            detail={"client_id": row.client_id, "device": _device_ref(row.device_code_hash)},
         )
 
 
@@ -292,15 +303,14 @@ async def look_up_user_code(
         await _serialize_lookups(session, now)
         limit = await _spent_limit(session, user_id=user_id, ip=ip, settings=settings, now=now)
         if limit is not None:
-            session.add(
-                audit.event_row(
-                    "device.lockout",
-                    outcome="failure",
-                    user_id=user_id,
-                    ip=ip,
-                    user_agent=user_agent,
-                    detail={"limit": limit},
-                )
+            audit.record_in(
+                session,
+                "device.lockout",
+                outcome="failure",
+                user_id=user_id,
+                ip=ip,
+                user_agent=user_agent,
+                detail={"limit": limit},
             )
         else:
             return await _find_pending(
@@ -341,15 +351,14 @@ async def _find_pending(
         await _expire(session, row, audit, now)
         row = None
     if row is None:
-        session.add(
-            audit.event_row(
-                WRONG_CODE_EVENT,
-                outcome="failure",
-                user_id=user_id,
-                ip=ip,
-                user_agent=user_agent,
-                detail={"reason": "no pending code matches"},
-            )
+        audit.record_in(
+            session,
+            WRONG_CODE_EVENT,
+            outcome="failure",
+            user_id=user_id,
+            ip=ip,
+            user_agent=user_agent,
+            detail={"reason": "no pending code matches"},
         )
         await session.flush()
         await _lock_spent_codes(session, audit, now)
@@ -406,21 +415,20 @@ async def decide(
         )
         if done.rowcount != 1:
             return False
-        session.add(
-            audit.event_row(
-                "device.approved" if approve else "device.denied",
-                outcome="success" if approve else "failure",
-                user_id=user_id,
-                ip=ip,
-                user_agent=user_agent,
-                detail={
-                    **(detail or {}),
-                    "client_id": row.client_id,
-                    "device": _device_ref(device_code_hash),
-                    "requested_scopes": row.scopes,
-                    **({"scopes": scopes, "agent_name": agent_name} if approve else {}),
-                },
-            )
+        audit.record_in(
+            session,
+            "device.approved" if approve else "device.denied",
+            outcome="success" if approve else "failure",
+            user_id=user_id,
+            ip=ip,
+            user_agent=user_agent,
+            detail={
+                **(detail or {}),
+                "client_id": row.client_id,
+                "device": _device_ref(device_code_hash),
+                "requested_scopes": row.scopes,
+                **({"scopes": scopes, "agent_name": agent_name} if approve else {}),
+            },
         )
     return True
 

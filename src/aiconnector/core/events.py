@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 
 RevocationListener = Callable[[str], None]
 
+# Audit events of changes that leave a connection live but must drop its cached credentials
+# everywhere (its "changed" notification): a rename or narrowing, and an access token revoked
+# through RFC 7009. The listener's reconnect resync replays them from the audit log.
+CONNECTION_UPDATED = "connection.updated"
+TOKEN_REVOKED = "token.revoked"
+CHANGE_EVENTS = (CONNECTION_UPDATED, TOKEN_REVOKED)
+
 
 class RevocationBus:
     """Two channels: *revoked* (drop cached credentials and cancel in-flight requests) and
@@ -127,8 +134,9 @@ class RevocationWatcher:
 
     async def resync(self) -> int:
         """Catch up after the NOTIFY listener (re)connected: revokes since the last successful
-        poll (minus the look-back), plus name/scope changes recorded in the audit log in that
-        window, which no poll otherwise sees. Publishing a change twice is harmless."""
+        poll (minus the look-back), plus name/scope changes and access-token revokes recorded
+        in the audit log in that window (``CHANGE_EVENTS``), which no poll otherwise sees.
+        Publishing a change twice is harmless."""
         since = self._window_start()
         async with self._sessions() as session:
             changed = (
@@ -136,7 +144,7 @@ class RevocationWatcher:
                     select(AuditEvent.connection_id)
                     .where(
                         AuditEvent.at >= since,
-                        AuditEvent.event == "connection.updated",
+                        AuditEvent.event.in_(CHANGE_EVENTS),
                         AuditEvent.connection_id.is_not(None),
                     )
                     .distinct()

@@ -7,9 +7,17 @@ stolen or kept safe. Registration accepts:
 * ``http://`` only on loopback (``127.0.0.1``, ``[::1]``, ``localhost``): native apps listening
   on the machine itself (RFC 8252 §7.3);
 * private-use schemes such as ``cursor://…`` or ``vscode://…`` (RFC 8252 §7.1), but never the
-  schemes that execute or read locally in a browser (``javascript:``, ``data:``, ``file:``…).
+  schemes that execute or read locally in a browser (``javascript:``, ``data:``, ``file:``,
+  ``view-source:``, ``jar:``…).
 
-No fragments (RFC 6749 §3.1.2), no whitespace or control characters, at most 2000 characters.
+No fragments (RFC 6749 §3.1.2), no user name or password (``http://user:pw@host/`` shows one
+host and may mean another), no whitespace or control characters, only ASCII (RFC 3986: a
+non-ASCII path must be percent-encoded and an international host name written in punycode,
+so every redirect is a valid ``Location`` header), at most 2000 characters.
+
+A requested redirect URI carrying whitespace or control characters never matches, even where
+a URL parser would strip them (Python's ``urlsplit`` drops tabs and newlines, as browsers do):
+what is compared must be exactly what was sent.
 
 Matching is exact string comparison, with one exception: a loopback ``http`` URI matches a
 registered one with the same host, path and query on **any port**, because native clients
@@ -27,7 +35,9 @@ from aiconnector.errors import OAuthError
 MAX_LENGTH = 2000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 # Schemes a browser executes or reads locally: a code sent there never reaches a client.
-FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", "blob", "filesystem"})
+FORBIDDEN_SCHEMES = frozenset(
+    {"javascript", "data", "file", "vbscript", "about", "blob", "filesystem", "view-source", "jar"}
+)
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*")
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
@@ -54,6 +64,11 @@ def check_redirect_uri(uri: object) -> str:
         raise _invalid(f"redirect URI longer than {MAX_LENGTH} characters: {shown!r}")
     if _UNSAFE_CHARS.search(uri):
         raise _invalid(f"redirect URI contains whitespace or control characters: {shown!r}")
+    if not uri.isascii():
+        raise _invalid(
+            "redirect URI must be ASCII: percent-encode the path and write an international "
+            f"host name in punycode (xn--…): {shown!r}"
+        )
     parts = _split(uri)
     if parts is None:
         raise _invalid(f"malformed redirect URI: {shown!r}")
@@ -64,6 +79,8 @@ def check_redirect_uri(uri: object) -> str:
         raise _invalid(f"redirect URI must not contain a fragment: {shown!r}")
     if scheme in FORBIDDEN_SCHEMES:
         raise _invalid(f"the {scheme}: scheme cannot be a redirect URI")
+    if "@" in parts.netloc:
+        raise _invalid(f"redirect URI must not contain a user name or password: {shown!r}")
     if scheme == "https":
         if not parts.hostname:
             raise _invalid(f"https redirect URI without a host: {shown!r}")
@@ -90,7 +107,7 @@ def _loopback_key(uri: str) -> tuple[str, str, str] | None:
 def redirect_uri_matches(registered: Iterable[str], redirect_uri: str) -> bool:
     """Exact match, or loopback http with any port (RFC 8252 §7.3)."""
     registered = tuple(registered)
-    if "#" in redirect_uri:
+    if "#" in redirect_uri or _UNSAFE_CHARS.search(redirect_uri):
         return False
     if redirect_uri in registered:
         return True

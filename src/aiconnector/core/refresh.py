@@ -1,45 +1,55 @@
 """The ``refresh_token`` grant: rotation, the concurrency grace window, and theft detection.
 
 A connection's refresh tokens form one chain. Every use rotates: the presented token is
-marked ``rotated_at`` and a successor is issued. The rotation is a conditional update —
-``UPDATE oauth_tokens SET rotated_at = now WHERE token_hash = ? AND rotated_at IS NULL`` as the
-transaction's first statement — so exactly one of several concurrent uses wins it.
+marked ``rotated_at`` and a successor is issued. Every refresh transaction first locks its
+connection (``core.connections.lock_connection``: ``SELECT … FOR UPDATE`` on PostgreSQL, the
+write lock on SQLite) — the same lock, taken first in the same order, as a scope change or a
+revoke — so refreshes of one connection, and scope changes of it, run one after another:
+
+* of several concurrent uses of one token exactly one rotates it;
+* a refresh reads the connection's scopes *under the lock* and caps the new tokens at them,
+  so a narrowing that committed a moment earlier is never undone by a token minted from the
+  old scopes, and a narrowing that comes a moment later sees (and narrows) the new tokens;
+* there is no lock-order inversion left between a refresh and a scope change (no deadlock).
 
 The others are not necessarily attacks: clients refresh concurrently (two processes sharing a
 credentials file, a retry after a lost response). So a token rotated less than
-``refresh_token_grace_seconds`` ago still works once more — **without forking the chain**: the
-request rotates the chain's current head instead (same conditional update, retried if another
-request moved the head meanwhile) and its new token becomes the head. However many requests
-race, the chain stays a single line with exactly one live refresh token at its end.
+``refresh_token_grace_seconds`` ago works **once** more, and only while the successor it was
+exchanged for is still unused: the retry takes that unused successor's place (it is rotated,
+and the retry's new token becomes the head). A rotated token therefore yields at most two
+pairs in total, never a stream of them for whoever copied it; a third use within the window
+is refused (``invalid_grant``) without revoking anything, and the chain stays a single line
+with exactly one live refresh token at its end.
 
 A rotated token presented after the grace window is what a stolen, replayed token looks like:
-the whole connection is revoked and a ``security.refresh_token_reuse`` event is audited. The
-legitimate client then has to authorize again — the safe failure (RFC 9700 §4.14.2).
+the whole connection is revoked and a ``security.refresh_token_reuse`` event is audited — in
+the same transaction that found the reuse, so the detection, the revoke and both audit events
+commit together or not at all (as ory/fosite does). The legitimate client then has to
+authorize again — the safe failure (RFC 9700 §4.14.2).
 
 A refresh may narrow the access token's scope (``scope`` ⊆ granted), never widen it; the new
-refresh token keeps the original scope (RFC 6749 §6)."""
+refresh token keeps the original scope (RFC 6749 §6), capped at the connection's current
+scopes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Update, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.config import Settings
 from aiconnector.core.audit import AuditLog
 from aiconnector.core.clients import ClientRecord, aware
 from aiconnector.core.code_grant import check_resource
+from aiconnector.core.connections import lock_connection
 from aiconnector.core.events import RevocationBus
 from aiconnector.core.scopes import UnknownScope, format_scopes, parse_scopes
-from aiconnector.core.tokens import TokenPair, issue_token_pair, revoke_for_security
+from aiconnector.core.tokens import TokenPair, issue_token_pair, revoke_for_security_locked
 from aiconnector.db.models import Connection, OAuthToken, utcnow
 from aiconnector.errors import OAuthError
 from aiconnector.security import sha256_hex
-
-# How many times a grace-window request retries when others keep moving the head under it.
-_HEAD_ATTEMPTS = 100
 
 
 def narrow_scope(granted: str, requested: str | None) -> str:
@@ -57,42 +67,17 @@ def narrow_scope(granted: str, requested: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Reused:
+    """A rotated token came back after the grace window; the connection is revoked (if it was
+    not already) in the transaction that found it. ``revoked``: publish after the commit."""
+
     connection_id: str
-    user_id: int
-    seconds_since_rotation: int
+    revoked: bool
 
 
-def _rotate(which: ColumnElement[bool], now: datetime) -> Update:
-    """``UPDATE … SET rotated_at = now WHERE <which> AND rotated_at IS NULL`` (live tokens only)."""
-    return (
-        update(OAuthToken)
-        .where(
-            which,
-            OAuthToken.kind == "refresh",
-            OAuthToken.rotated_at.is_(None),
-            OAuthToken.revoked_at.is_(None),
-        )
-        .values(rotated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _claim_head(session: AsyncSession, connection_id: str, now: datetime) -> OAuthToken | None:
-    """Rotate the chain's current head (the one live refresh token) and return it."""
-    for _ in range(_HEAD_ATTEMPTS):
-        head_id = await session.scalar(
-            select(OAuthToken.id).where(
-                OAuthToken.connection_id == connection_id,
-                OAuthToken.kind == "refresh",
-                OAuthToken.rotated_at.is_(None),
-                OAuthToken.revoked_at.is_(None),
-            )
-        )
-        if head_id is None:
-            return None
-        if (await session.execute(_rotate(OAuthToken.id == head_id, now))).rowcount == 1:
-            return await session.get(OAuthToken, head_id, populate_existing=True)
-    raise OAuthError("temporarily_unavailable", "too many concurrent refreshes; retry", status=503)
+def capped_scopes(token_scopes: str, conn: Connection) -> str:
+    """What a new token may carry: the presented token's scopes, never more than the
+    connection has now (it may have been narrowed since the token was issued)."""
+    return format_scopes(frozenset(token_scopes.split()) & frozenset(conn.scopes.split()))
 
 
 async def _refresh(
@@ -103,50 +88,88 @@ async def _refresh(
     scope: str | None,
     resource: str | None,
     settings: Settings,
+    audit: AuditLog,
+    ip: str | None,
+    user_agent: str | None,
 ) -> TokenPair | _Reused:
     now = utcnow()
     token_hash = sha256_hex(refresh_token)
-    won = (await session.execute(_rotate(OAuthToken.token_hash == token_hash, now))).rowcount == 1
-    found = (
-        await session.execute(
-            select(OAuthToken, Connection)
-            .join(Connection, Connection.id == OAuthToken.connection_id)
-            .where(OAuthToken.token_hash == token_hash, OAuthToken.kind == "refresh")
-            .execution_options(populate_existing=True)
+    # A token's connection never changes, so finding it needs no lock; everything after does.
+    connection_id = await session.scalar(
+        select(OAuthToken.connection_id).where(
+            OAuthToken.token_hash == token_hash, OAuthToken.kind == "refresh"
         )
-    ).first()
-    if found is None:
+    )
+    conn = None if connection_id is None else await lock_connection(session, connection_id)
+    token = await session.scalar(
+        select(OAuthToken)
+        .where(OAuthToken.token_hash == token_hash, OAuthToken.kind == "refresh")
+        .execution_options(populate_existing=True)
+    )
+    if conn is None or token is None:
         raise OAuthError("invalid_grant", "unknown refresh token")
-    token, conn = found
     if token.client_id != client.client_id:
         raise OAuthError("invalid_grant", "the refresh token was issued to another client")
     if token.revoked_at is not None or conn.revoked_at is not None:
         raise OAuthError("invalid_grant", "the refresh token has been revoked")
     if token.expires_at is not None and aware(token.expires_at) <= now:
         raise OAuthError("invalid_grant", "the refresh token has expired")
-    predecessor: OAuthToken | None = token
-    if not won:
-        if token.rotated_at is None:  # not claimed yet not rotated: never hand out a fork
-            raise OAuthError("invalid_grant", "the refresh token is not usable")
-        since = now - aware(token.rotated_at)
-        if since > timedelta(seconds=settings.refresh_token_grace_seconds):
-            return _Reused(conn.id, conn.user_id, int(since.total_seconds()))
-        predecessor = await _claim_head(session, conn.id, now)
-        if predecessor is None:
-            raise OAuthError("invalid_grant", "the refresh token has been revoked")
-    access_scopes = narrow_scope(token.scopes, scope)
+    predecessor = await _predecessor(session, token, now, settings)
+    if predecessor is None:
+        since = int((now - aware(token.rotated_at or now)).total_seconds())
+        revoked = await revoke_for_security_locked(
+            session,
+            conn,
+            event="security.refresh_token_reuse",
+            reason="refresh token reused after rotation",
+            audit=audit,
+            detail={"client_id": client.client_id, "seconds_since_rotation": since},
+            ip=ip,
+            user_agent=user_agent,
+        )
+        return _Reused(conn.id, revoked)
+    granted = capped_scopes(token.scopes, conn)
+    if not granted:
+        raise OAuthError("invalid_grant", "the connection no longer grants this token's scopes")
+    access_scopes = narrow_scope(granted, scope)
     check_resource(resource, token.resource, settings)
     pair, successor = await issue_token_pair(
         session,
         connection_id=conn.id,
         client_id=client.client_id,
         access_scopes=access_scopes,
-        refresh_scopes=token.scopes,
+        refresh_scopes=granted,
         resource=token.resource,
         settings=settings,
     )
     predecessor.replaced_by_id = successor.id
     return pair
+
+
+async def _predecessor(
+    session: AsyncSession, token: OAuthToken, now: datetime, settings: Settings
+) -> OAuthToken | None:
+    """The chain link the new pair replaces, marked rotated: the presented token if it is the
+    live head; for a retry within the grace window, the still unused successor it was
+    exchanged for. None when the token was rotated longer ago than the grace window (reuse).
+
+    Raises ``invalid_grant`` for a grace-window retry whose successor was already used: one
+    retry per rotated token, so a copied token is not a source of new pairs. Plain reads and
+    writes suffice: the caller holds the connection's lock, which every refresh takes."""
+    if token.rotated_at is None:
+        token.rotated_at = now
+        return token
+    if now - aware(token.rotated_at) > timedelta(seconds=settings.refresh_token_grace_seconds):
+        return None
+    successor = (
+        None
+        if token.replaced_by_id is None
+        else await session.get(OAuthToken, token.replaced_by_id, populate_existing=True)
+    )
+    if successor is None or successor.rotated_at is not None or successor.revoked_at is not None:
+        raise OAuthError("invalid_grant", "the refresh token was already used")
+    successor.rotated_at = now
+    return successor
 
 
 async def refresh_token_grant(
@@ -171,19 +194,12 @@ async def refresh_token_grant(
             scope=scope,
             resource=resource,
             settings=settings,
-        )
-    if isinstance(outcome, _Reused):
-        await revoke_for_security(
-            sessions,
-            connection_id=outcome.connection_id,
-            user_id=outcome.user_id,
-            event="security.refresh_token_reuse",
-            reason="refresh token reused after rotation",
             audit=audit,
-            bus=bus,
-            detail={"client_id": client.client_id, "seconds_since_rotation": outcome.seconds_since_rotation},
             ip=ip,
             user_agent=user_agent,
         )
+    if isinstance(outcome, _Reused):
+        if outcome.revoked and bus is not None:
+            bus.publish(outcome.connection_id)
         raise OAuthError("invalid_grant", "the refresh token was already used")
     return outcome

@@ -23,10 +23,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiconnector.config import Settings
-from aiconnector.core.audit import AuditLog
+from aiconnector.core.audit import AuditContext, AuditLog, record_in
 from aiconnector.core.clients import ClientRecord, aware, redirect_uri_allowed
-from aiconnector.core.connections import revoke_connection
-from aiconnector.core.events import RevocationBus
+from aiconnector.core.connections import lock_connection, revoke_connection, revoke_locked
+from aiconnector.core.events import TOKEN_REVOKED, RevocationBus
+from aiconnector.core.pg_notify import notify_in_transaction
 from aiconnector.core.principal import Actor, Principal
 from aiconnector.core.scopes import ALL_SCOPES, format_scopes
 from aiconnector.db.models import AuthorizationCode, Connection, OAuthToken, User, utcnow
@@ -114,8 +115,11 @@ async def create_authorization_code(
     agent_name: str,
     code_challenge_method: str = "S256",
     redirect_uri_required: bool = True,
+    requested_scopes: frozenset[str] | None = None,
+    context: AuditContext | None = None,
 ) -> str:
-    """Store a code for the consent the user just gave; return it (plain, shown once).
+    """Store a code for the consent the user just gave, with its ``oauth.consent`` event in the
+    same transaction; return the code (plain, shown once).
 
     The code is single use, lives ``CODE_TTL`` and is bound to everything the token endpoint
     must check again: client, exact redirect URI, PKCE challenge, scopes and resource. Only
@@ -149,6 +153,20 @@ async def create_authorization_code(
                 created_at=now,
                 expires_at=now + CODE_TTL,
             )
+        )
+        record_in(
+            session,
+            "oauth.consent",
+            context=context,
+            user_id=user_id,
+            detail={
+                "client_id": client.client_id,
+                "client_name": client.name,
+                "redirect_uri": redirect_uri,
+                "scopes": format_scopes(scopes),
+                "requested_scopes": format_scopes(requested_scopes or scopes),
+                "agent_name": agent_name[:200],
+            },
         )
     return code
 
@@ -207,20 +225,53 @@ async def revoke_for_security(
     user_agent: str | None = None,
 ) -> None:
     """A credential was presented that only a thief (or a badly broken client) would present:
-    write the security event durably, then end the whole connection."""
+    end the whole connection and write the security event, in one transaction (so there is
+    never an event without its revoke, or a revoke without its reason)."""
     async with sessions.begin() as session:
-        session.add(
-            audit.event_row(
-                event,
-                outcome="failure",
-                user_id=user_id,
-                connection_id=connection_id,
-                ip=ip,
-                user_agent=user_agent,
-                detail=detail,
-            )
+        conn = await lock_connection(session, connection_id)
+        if conn is None:
+            return
+        revoked = await revoke_for_security_locked(
+            session,
+            conn,
+            event=event,
+            reason=reason,
+            audit=audit,
+            detail=detail,
+            user_id=user_id,
+            ip=ip,
+            user_agent=user_agent,
         )
-    await revoke_connection(sessions, connection_id, audit=audit, bus=bus, reason=reason)
+    if revoked and bus is not None:
+        bus.publish(connection_id)
+
+
+async def revoke_for_security_locked(
+    session: AsyncSession,
+    conn: Connection,
+    *,
+    event: str,
+    reason: str,
+    audit: AuditLog,
+    detail: dict[str, Any],
+    user_id: int | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> bool:
+    """``revoke_for_security`` inside the caller's transaction, the connection already locked
+    (``lock_connection``): the caller that detected the misuse commits the detection, the
+    revoke and both audit events together. True if this revoked it (publish after commit)."""
+    record_in(
+        session,
+        event,
+        outcome="failure",
+        user_id=conn.user_id if user_id is None else user_id,
+        connection_id=conn.id,
+        ip=ip,
+        user_agent=user_agent,
+        detail=detail,
+    )
+    return await revoke_locked(session, conn, audit=audit, reason=reason)
 
 
 # --- RFC 7009 revocation and RFC 7662 introspection -----------------------------------------
@@ -253,7 +304,14 @@ async def revoke_token(
       user's revoke from the admin UI would (a client revokes its refresh token on logout);
     * an **access token** ends only that token; the connection and its refresh chain live on.
 
-    A token issued to another client is refused (``unauthorized_client``) and left alone."""
+    A token issued to another client is refused (``unauthorized_client``) and left alone.
+
+    Either way the token stops working on every instance at its next request: the refresh
+    branch revokes the connection; the access branch sends the connection's "changed"
+    notification (NOTIFY in the same transaction, then this process's bus), which makes every
+    instance drop the connection's cached credentials, so the next request is checked against
+    the database and finds the token revoked. The ``token.revoked`` event is written in the
+    revoking transaction."""
     async with sessions() as session:
         found = await _lookup(session, token)
     if found is None:
@@ -267,18 +325,24 @@ async def revoke_token(
         )
         return
     async with sessions.begin() as session:
-        await session.execute(
+        result = await session.execute(
             update(OAuthToken)
             .where(OAuthToken.id == tok.id, OAuthToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-    audit.record(
-        "token.revoked",
-        user_id=conn.user_id,
-        connection_id=conn.id,
-        ip=ip,
-        detail={"kind": "access", "client_id": client.client_id},
-    )
+        if result.rowcount != 1:
+            return  # already revoked: nothing changed, nothing to announce
+        record_in(
+            session,
+            TOKEN_REVOKED,
+            user_id=conn.user_id,
+            connection_id=conn.id,
+            ip=ip,
+            detail={"kind": "access", "client_id": client.client_id},
+        )
+        await notify_in_transaction(session, "changed", conn.id)
+    if bus is not None:
+        bus.publish_change(conn.id)
 
 
 async def introspect_token(

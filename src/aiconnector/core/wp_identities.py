@@ -137,12 +137,7 @@ class WordPressIdentities:
                 return
             await self._service.delete_app_password(account.id, stored.app_password_uuid)
         uuid, app_password = await self._service.create_app_password(account.id)
-        await self._save(account, uuid, app_password)
-        self._audit.record(
-            "wordpress.app_password_created",
-            user_id=account.id,
-            detail={"username": account.login, "uuid": uuid, "replaced": stored is not None},
-        )
+        await self._save(account, uuid, app_password, replaced=stored is not None)
 
     async def _stored_password_works(self, stored: WordPressIdentity, login: str) -> bool:
         try:
@@ -151,8 +146,11 @@ class WordPressIdentities:
             return False
         return await self._service.app_password_works(login, app_password)
 
-    async def _save(self, account: WordPressAccount, uuid: str, app_password: str | None) -> None:
-        """Upsert the identity; ``app_password`` None keeps the sealed password and renames."""
+    async def _save(
+        self, account: WordPressAccount, uuid: str, app_password: str | None, *, replaced: bool = False
+    ) -> None:
+        """Upsert the identity; ``app_password`` None keeps the sealed password and renames. A
+        new password is audited (``wordpress.app_password_created``) in the same transaction."""
         async with self._sessions.begin() as session:
             row = await session.get(WordPressIdentity, account.id)
             if row is None:
@@ -163,5 +161,11 @@ class WordPressIdentities:
             row.app_password_uuid = uuid
             if app_password is not None:
                 row.app_password_encrypted = self._box.seal(app_password, context=seal_context(account.id))
+                self._audit.record_in(
+                    session,
+                    "wordpress.app_password_created",
+                    user_id=account.id,
+                    detail={"username": account.login, "uuid": uuid, "replaced": replaced},
+                )
             row.updated_at = utcnow()
         self.forget(account.id)

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aiconnector.security import media_token
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -140,7 +142,8 @@ class OAuthClient(Base):
 
     __tablename__ = "oauth_clients"
     client_id: Mapped[str] = mapped_column(String(500), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30))  # dynamic | metadata_document | pre_registered | device
+    # dynamic | metadata_document | pre_registered | device | user_registered (core/clients.py)
+    kind: Mapped[str] = mapped_column(String(30))
     name: Mapped[str] = mapped_column(String(200))
     redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     grant_types: Mapped[list] = mapped_column(JSON, default=list)
@@ -156,8 +159,22 @@ class OAuthClient(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     # Metadata documents: when the cached copy must be fetched again.
     refresh_after: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
-    # Dynamic clients that never connect (or lose their last connection) are removed after this.
+    # Dynamic and user-registered clients that never connect (or lose their last connection)
+    # are removed after this.
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True, index=True)
+    # Who registered it on the Add Connection page (NULL: itself, a metadata document, the CLI).
+    registered_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class SpentNonce(Base):
+    """Single-use forms (the consent page): the SHA-256 of each nonce already used, kept until
+    the form it came from would have expired anyway."""
+
+    __tablename__ = "spent_nonces"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
 
 
 class AuthorizationCode(Base):
@@ -315,6 +332,9 @@ class Media(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # The public URL is /media/<public_token>/<filename>: ids are sequential, and a file must
+    # not be found by counting (sites/builtin.py, "media visibility").
+    public_token: Mapped[str] = mapped_column(String(32), unique=True, default=media_token)
 
 
 class MediaBlob(Base):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from aiconnector.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcErr
 from aiconnector.mcp.pagination import decode_offset, encode_cursor
 from aiconnector.mcp.registry import ProgressReporter, Tool, ToolContext
 from aiconnector.mcp.services import McpServices
+from aiconnector.mcp.tool_audit import ToolAudit
 
 log = logging.getLogger(__name__)
 
@@ -262,42 +262,49 @@ class McpHandlers:
         if tool is None:
             raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {params.name}")
         arguments = params.arguments or {}
-        audit = _ToolAudit(self._services, call, tool.name, arguments)
         principal = call.principal
+        audit = ToolAudit(
+            self._services, principal, tool.name, arguments, ip=call.ip, user_agent=call.user_agent
+        )
         if tool.scope not in principal.scopes:
-            audit.done("denied", f"missing scope {tool.scope}")
+            await audit.done("denied", f"missing scope {tool.scope}")
             raise InsufficientScope(principal.scopes, tool.scope)
         if not principal.actor.can(tool.capability):
             message = f"Not allowed: the role {principal.actor.role!r} cannot use {tool.name}"
-            audit.done("denied", message)
+            await audit.done("denied", message)
             return _tool_result(message, is_error=True)
         try:
             args = tool.input_model.model_validate(arguments)
         except ValidationError as exc:
             message = f"Invalid arguments for {tool.name}: {describe_validation_error(exc)}"
-            audit.done("error", message)
+            await audit.done("error", message)
             return _tool_result(message, is_error=True)
+        if not tool.read_only and not await audit.write_ahead():
+            return _tool_result(
+                f"{tool.name} was not run: the audit log could not record the call. Try again.",
+                is_error=True,
+            )
         context = ToolContext(principal, self._services.site, self._services.settings, call.report_progress)
         try:
             output = await tool.handler(context, args)
             structured = output.model_dump(mode="json", by_alias=True)
             text = tool.render_text(output) if tool.render_text else orjson.dumps(structured).decode()
         except InsufficientScope as exc:
-            audit.done("denied", exc.message)
+            await audit.done("denied", exc.message)
             raise
         except ConnectorError as exc:
             message = connector_error_text(exc)
-            audit.done("error", message)
+            await audit.done("error", message)
             return _tool_result(message, is_error=True)
         except asyncio.CancelledError:
             reason = call.inflight.cancel_reason if call.inflight is not None else None
-            audit.done("cancelled", reason or "client disconnected")
+            await audit.done("cancelled", reason or "client disconnected")
             raise
         except Exception:
             log.exception("tool %s failed", tool.name)
-            audit.done("error", "internal error")
+            await audit.done("error", "internal error")
             return _tool_result("Internal error", is_error=True)
-        audit.done("success")
+        await audit.done("success")
         result = _tool_result(text, is_error=False)
         if call.protocol.structured:
             result["structuredContent"] = structured
@@ -333,38 +340,3 @@ class McpHandlers:
 
     async def _prompts_get(self, call: Call, params: mcp_types.GetPromptRequestParams) -> dict[str, Any]:
         raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {params.name}")
-
-
-class _ToolAudit:
-    """One ``tool_call`` audit event: argument names only (values may hold content or
-    secrets), outcome and duration."""
-
-    __slots__ = ("_services", "_call", "_tool", "_arguments", "_started")
-
-    def __init__(self, services: McpServices, call: Call, tool: str, arguments: dict[str, Any]) -> None:
-        self._services = services
-        self._call = call
-        self._tool = tool
-        self._arguments = sorted(arguments)[:50]
-        self._started = time.perf_counter()
-
-    def done(self, outcome: str, error: str | None = None) -> None:
-        seconds = time.perf_counter() - self._started
-        detail: dict[str, Any] = {
-            "tool": self._tool,
-            "arguments": self._arguments,
-            "duration_ms": round(seconds * 1000, 2),
-        }
-        if error is not None:
-            detail["error"] = error
-        self._services.metrics.tool_call(self._tool, outcome, seconds)
-        principal = self._call.principal
-        self._services.audit.record(
-            "tool_call",
-            outcome=outcome,
-            user_id=principal.actor.user_id,
-            connection_id=principal.connection_id,
-            ip=self._call.ip,
-            user_agent=self._call.user_agent,
-            detail=detail,
-        )

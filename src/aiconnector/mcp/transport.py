@@ -7,7 +7,7 @@ envelope by hand, validates params with prebuilt TypeAdapters and answers with o
 A cheap call runs on the server's own request task: no extra tasks unless the response may
 stream (a ``progressToken`` with ``text/event-stream`` accepted).
 
-Order of checks: Origin (403) -> method (405 / CORS preflight) -> Content-Type (415) ->
+Order of checks: Host (421) -> Origin (403) -> method (405 / CORS preflight) -> Content-Type (415) ->
 Accept (406) -> Content-Length (413) -> authentication (401/429) -> body (413 streamed) ->
 JSON (-32700) -> envelope (-32600) -> era and 2026 header/envelope rules -> method -> params."""
 
@@ -46,6 +46,7 @@ from aiconnector.mcp.jsonrpc import (
     Message,
 )
 from aiconnector.mcp.services import McpServices
+from aiconnector.ops.hosts import LOOPBACK_HOSTS, HostPolicy
 from aiconnector.ops.metrics import AuthFailure
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ CORS_ALLOW_HEADERS = (
     b"Authorization, Content-Type, MCP-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, Last-Event-ID"
 )
 CORS_EXPOSE_HEADERS = b"WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, X-Request-Id"
-_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_JSON_MEDIA_TYPE = b"application/json"
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _JSON_HEADERS: Headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), _NOSNIFF]
@@ -172,6 +173,27 @@ def _accepts(accept: bytes | None) -> tuple[bool, bool]:
     return json_ok, sse_ok
 
 
+def _is_json(content_type: bytes | None) -> bool:
+    """``application/json``, optionally with parameters (``; charset=utf-8``); not
+    ``application/jsonx`` or ``application/json-seq``, which a prefix test would let through."""
+    if content_type is None:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() == _JSON_MEDIA_TYPE
+
+
+def _is_loopback_origin(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        return (
+            parts.scheme in ("http", "https")
+            and parts.hostname in LOOPBACK_HOSTS
+            and not parts.username
+            and parts.path == ""
+        )
+    except ValueError:
+        return False
+
+
 def _progress_token(params: dict[str, Any] | None) -> str | int | None:
     """The request's progress token; params were validated, so its type is str or int."""
     if params is None:
@@ -196,6 +218,13 @@ class McpEndpoint:
         self._max_bytes = settings.max_request_bytes
         self._own_origin = settings.origin.rstrip("/").lower()
         self._allowed_origins = frozenset(o.rstrip("/").lower() for o in settings.allowed_origins)
+        self._hosts = HostPolicy.from_settings(settings)
+        # A public https server has no business with pages served from the visitor's own
+        # machine; loopback Origins are for local development (list one with --allowed-origin
+        # to use a local browser client such as the Inspector against a public server).
+        self._loopback_origins = not (
+            self._own_origin.startswith("https://") and not _is_loopback_origin(self._own_origin)
+        )
         self._resource_metadata = f"{settings.origin}/.well-known/oauth-protected-resource/mcp"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -221,23 +250,18 @@ class McpEndpoint:
         value = origin.rstrip("/").lower()
         if value == self._own_origin or value in self._allowed_origins:
             return True
-        try:
-            parts = urlsplit(value)
-            return (
-                parts.scheme in ("http", "https")
-                and parts.hostname in _LOOPBACK_HOSTS
-                and not parts.username
-                and parts.path == ""
-            )
-        except ValueError:
-            return False
+        return self._loopback_origins and _is_loopback_origin(value)
 
     async def _check_http(
         self, scope: Scope, headers: dict[bytes, bytes], send: Send
     ) -> tuple[Headers, bool, bool] | None:
-        """Origin, method, Content-Type, Accept and declared size. Returns the CORS headers
-        for the response and which of JSON / SSE the client accepts, or None once answered."""
+        """Host, Origin, method, Content-Type, Accept and declared size. Returns the CORS
+        headers for the response and which of JSON / SSE the client accepts, or None once
+        answered."""
         cors: Headers = []
+        if not self._hosts.allows(headers.get(b"host")):
+            await self._send_error(send, 421, INVALID_REQUEST, "Host not allowed", cors)
+            return None
         origin = headers.get(b"origin")
         if origin is not None:
             if not self._origin_allowed(origin.decode("latin-1")):
@@ -254,7 +278,7 @@ class McpEndpoint:
             else:
                 await _send_response(send, 405, b"", [*_ALLOW_POST, (b"content-length", b"0"), *cors])
             return None
-        if not headers.get(b"content-type", b"").lower().startswith(b"application/json"):
+        if not _is_json(headers.get(b"content-type")):
             await self._send_error(send, 415, INVALID_REQUEST, "Content-Type must be application/json", cors)
             return None
         json_ok, sse_ok = _accepts(headers.get(b"accept"))

@@ -11,28 +11,33 @@ so a client talking to several servers can tell which one answered (mix-up attac
 PKCE is mandatory and S256 only. The request a consent page was shown for travels to the POST
 as a signed, expiring, session-bound hidden field holding the original query string, which is
 validated again in full on POST: nothing the browser sends can change the client, redirect
-URI, challenge or scope, and a client deleted in between is caught."""
+URI, challenge or scope, and a client deleted in between is caught. The field also carries a
+nonce that the first POST spends (``core.nonces``), so each page gives at most one decision
+and one code."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from aiconnector.config import Settings
-from aiconnector.core.clients import ClientRecord, redirect_uri_allowed, resolve_client
-from aiconnector.core.scopes import UnknownScope, format_scopes, parse_scopes
+from aiconnector.core.clients import USER_REGISTERED, ClientRecord, redirect_uri_allowed, resolve_client
+from aiconnector.core.nonces import new_nonce, spend_nonce
+from aiconnector.core.scopes import UnknownScope, parse_scopes
 from aiconnector.core.tokens import create_authorization_code
 from aiconnector.core.web_sessions import WebSessionRecord
-from aiconnector.errors import OAuthError
+from aiconnector.db.models import utcnow
+from aiconnector.errors import OAuthError, RateLimited
 from aiconnector.web import csrf
 from aiconnector.web.device_hint import agent_name
 from aiconnector.web.login import AUTHORIZE_PATH, login_url
 from aiconnector.web.pages import csp_source, error_page, render, see_other
-from aiconnector.web.request_meta import client_ip, user_agent
+from aiconnector.web.request_meta import audit_context, client_ip, user_agent
 from aiconnector.web.scope_choices import grantable, scope_choices
 from aiconnector.web.sessions_http import current_session
 from aiconnector.web.signing import BadSignature, sign, verify
@@ -48,15 +53,18 @@ _REGISTRATION_TEXT = {
     "pre_registered": "pre-registered by the site owner",
     "device": "pre-registered by the site owner",
 }
+# Kinds whose name this site's owner did not choose: the consent screens warn about it.
+_NAMED_BY_OTHERS = frozenset({"dynamic", "metadata_document", USER_REGISTERED})
 
 
 class UntrustedRedirect(Exception):
     """The client or its redirect URI is not established: answer with a page, never a redirect."""
 
-    def __init__(self, title: str, message: str) -> None:
+    def __init__(self, title: str, message: str, *, status_code: int = 400) -> None:
         super().__init__(message)
         self.title = title
         self.message = message
+        self.status_code = status_code
 
 
 class ErrorRedirect(Exception):
@@ -114,13 +122,20 @@ def _single(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str], set[str]]
 
 
 async def _client_and_redirect(
-    values: dict[str, str], repeated: set[str], state: WebState
+    values: dict[str, str], repeated: set[str], state: WebState, ip: str | None
 ) -> tuple[ClientRecord, str]:
     client_id = values.get("client_id", "")
     if not client_id or "client_id" in repeated:
         raise UntrustedRedirect("Missing application", "This link does not say which application is asking.")
     try:
-        client = await resolve_client(state.sessions, client_id, settings=state.settings)
+        client = await resolve_client(state.sessions, client_id, settings=state.settings, ip=ip)
+    except RateLimited as exc:  # too many metadata-document fetches (core.document_fetch_limits)
+        raise UntrustedRedirect(
+            "Too many requests",
+            "This site is being asked about too many applications at once. "
+            f"Try again in {exc.retry_after} seconds.",
+            status_code=429,
+        ) from None
     except OAuthError as exc:
         raise UntrustedRedirect(
             "Unknown application",
@@ -156,10 +171,11 @@ def _check_pkce(values: dict[str, str]) -> str:
     return challenge
 
 
-async def validate_request(query: str, state: WebState) -> AuthorizationRequest:
-    """Validate an authorization request; raise ``UntrustedRedirect`` or ``ErrorRedirect``."""
+async def validate_request(query: str, state: WebState, *, ip: str | None = None) -> AuthorizationRequest:
+    """Validate an authorization request (from the browser at ``ip``); raise
+    ``UntrustedRedirect`` or ``ErrorRedirect``."""
     values, repeated = _single(parse_qsl(query, keep_blank_values=True))
-    client, redirect_uri = await _client_and_redirect(values, repeated, state)
+    client, redirect_uri = await _client_and_redirect(values, repeated, state, ip)
     state_param = values.get("state")
     try:
         if repeated:
@@ -205,7 +221,23 @@ def redirect_display(redirect_uri: str) -> tuple[str, str | None]:
 def registration_text(client: ClientRecord) -> str:
     if client.kind == "metadata_document":
         return f"described by its metadata document at {urlsplit(client.client_id).netloc}"
+    if client.kind == USER_REGISTERED:
+        who = client.registered_by or "a user who has since been removed"
+        return f"registered by {who}, a user of this site (not by the site owner)"
     return _REGISTRATION_TEXT.get(client.kind, client.kind)
+
+
+def client_facts(client: ClientRecord) -> dict[str, object]:
+    """What both consent screens (this one and the device page's) say about how the client is
+    known, and who chose its name when the site owner did not (then the warning is shown)."""
+    named_by = None
+    if client.kind == USER_REGISTERED:
+        named_by = client.registered_by or "a user who has since been removed"
+    return {
+        "registration": registration_text(client),
+        "self_named": client.kind in _NAMED_BY_OTHERS,
+        "named_by": named_by,
+    }
 
 
 async def _consent_page(
@@ -230,12 +262,13 @@ async def _consent_page(
         client_uri=req.client.client_uri,
         redirect_display=shown,
         redirect_note=note,
-        registration=registration_text(req.client),
-        self_named=req.client.kind in ("dynamic", "metadata_document"),
+        **client_facts(req.client),
         user=session.user,
         csrf=csrf.session_csrf_token(session),
         logout_next=f"{AUTHORIZE_PATH}?{req.query}",
-        request_blob=sign(key, {"q": req.query, "sid": session.id_hash}, ttl_seconds=CONSENT_TTL_SECONDS),
+        request_blob=sign(
+            key, {"q": req.query, "sid": session.id_hash, "n": new_nonce()}, ttl_seconds=CONSENT_TTL_SECONDS
+        ),
         choices=choices,
         checked={c.scope for c in choices if c.usable} if checked is None else checked,
         error=error,
@@ -257,6 +290,7 @@ def _untrusted_page(state: WebState, exc: UntrustedRedirect) -> Response:
         state.site_host,
         exc.title,
         exc.message,
+        status_code=exc.status_code,
         hint="Go back to the application and start connecting again. If this keeps happening, "
         "tell the site's owner which application you were connecting.",
     )
@@ -265,7 +299,7 @@ def _untrusted_page(state: WebState, exc: UntrustedRedirect) -> Response:
 async def authorize_get(request: Request, state: WebState) -> Response:
     query = request.url.query
     try:
-        req = await validate_request(query, state)
+        req = await validate_request(query, state, ip=client_ip(request))
     except UntrustedRedirect as exc:
         return _untrusted_page(state, exc)
     except ErrorRedirect as exc:
@@ -289,7 +323,7 @@ async def authorize_post(request: Request, state: WebState) -> Response:
         )
     try:
         pending = verify(await state.keys.key_for(REQUEST_PURPOSE), str(form.get("request") or ""))
-        query = str(pending["q"])
+        query, nonce = str(pending["q"]), str(pending["n"])
     except (BadSignature, KeyError):
         return error_page(
             state.site_host,
@@ -303,16 +337,23 @@ async def authorize_post(request: Request, state: WebState) -> Response:
             login_url(f"{AUTHORIZE_PATH}?{query}") if session is None else f"{AUTHORIZE_PATH}?{query}"
         )
     try:
-        req = await validate_request(query, state)
+        req = await validate_request(query, state, ip=client_ip(request))
     except UntrustedRedirect as exc:
         return _untrusted_page(state, exc)
     except ErrorRedirect as exc:
         return _error_redirect(state, exc)
     action = form.get("action")
+    if action not in ("authorize", "deny"):
+        return error_page(state.site_host, "Invalid request", "Choose Authorize or Deny.")
+    if not await _spend_form(state, nonce):
+        return error_page(
+            state.site_host,
+            "This page was already used",
+            "This consent page was already submitted; each one can be used only once.",
+            hint="Go back to the application and start connecting again.",
+        )
     if action == "deny":
         return _deny(request, state, session, req)
-    if action != "authorize":
-        return error_page(state.site_host, "Invalid request", "Choose Authorize or Deny.")
     granted = grantable(req.scopes, [str(v) for v in form.getlist("scope")], session.user.role)
     if not granted:
         return await _consent_page(
@@ -320,6 +361,13 @@ async def authorize_post(request: Request, state: WebState) -> Response:
             error="Choose at least one thing the application may do, or deny access.",
         )  # fmt: skip
     return await _grant(request, state, session, req, granted)
+
+
+async def _spend_form(state: WebState, nonce: str) -> bool:
+    """Each consent page decides once: its nonce is spent on the first POST (a re-post, even
+    within the page's 30 minutes, cannot mint a second code)."""
+    expires = utcnow() + timedelta(seconds=CONSENT_TTL_SECONDS)  # no later than the page itself
+    return await spend_nonce(state.sessions, REQUEST_PURPOSE, nonce, expires_at=expires)
 
 
 def _audit_detail(req: AuthorizationRequest) -> dict[str, object]:
@@ -367,18 +415,8 @@ async def _grant(
         scopes=granted,
         resource=req.resource,
         agent_name=name,
-    )
-    state.audit.record(
-        "oauth.consent",
-        user_id=session.user.id,
-        ip=client_ip(request),
-        user_agent=user_agent(request),
-        detail={
-            **_audit_detail(req),
-            "scopes": format_scopes(granted),
-            "requested_scopes": format_scopes(req.scopes),
-            "agent_name": name,
-        },
+        requested_scopes=req.scopes,
+        context=audit_context(request, session.user),  # oauth.consent, written with the code
     )
     return see_other(
         authorization_response_url(state.settings, req.redirect_uri, {"code": code, "state": req.state})

@@ -9,8 +9,14 @@ secret), ``client_secret_post`` (``client_id`` and ``client_secret`` in the form
   accepted for it; a public client must not send a secret;
 * secrets are compared as SHA-256 digests in constant time (``core.clients``);
 * failures are ``invalid_client`` (HTTP 401, with a Basic challenge when Basic was tried), are
-  audited, and counted per client and per address: past the limit the endpoint answers 429
-  before looking at the secret, so secrets cannot be guessed at speed."""
+  audited, and counted **per address only**: past the limit that address gets 429 before the
+  secret is looked at.
+
+Why not per client: a client id is public (a metadata-document client's id is a URL shared by
+every install), so a per-client counter lets anyone lock every user of a client out of the
+token endpoint with a few bad requests. A public client has no secret to guess, and a client
+secret is 186 random bits, which no rate of guessing can find; counting per client would only
+serve an attacker. The per-address counter still bounds the work one address can cause."""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from starlette.requests import Request
 from aiconnector.core.clients import ClientRecord, resolve_client, verify_client_secret
 from aiconnector.errors import OAuthError
 from aiconnector.oauth.state import OAuthState
+from aiconnector.storable import is_storable
 
 
 class InvalidClient(OAuthError):
@@ -55,6 +62,8 @@ def presented_credentials(form: dict[str, str], authorization: str | None) -> Pr
         if not sep or not raw_id:
             raise InvalidClient("malformed Basic credentials", basic_attempted=True)
         client_id = unquote_plus(raw_id)
+        if not is_storable(client_id):  # the form's fields were checked at the edge (web.edge)
+            raise InvalidClient("malformed Basic credentials", basic_attempted=True)
         if form.get("client_id", client_id) != client_id:
             raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
         return PresentedCredentials(client_id, unquote_plus(raw_secret) or None, "client_secret_basic")
@@ -71,7 +80,7 @@ async def authenticate_client(
     if not creds.client_id:
         raise InvalidClient("client authentication required (client_id)", basic_attempted=basic)
     ip = request.client.host if request.client else "unknown"
-    keys = [f"oauth-client:{creds.client_id[:150]}", f"oauth-ip:{ip}"]
+    keys = [f"oauth-ip:{ip}"]  # never the client id: see the module docstring
     await state.limiter.check(keys)
 
     async def fail(reason: str) -> InvalidClient:
@@ -86,7 +95,7 @@ async def authenticate_client(
         return InvalidClient(reason, basic_attempted=basic)
 
     try:
-        client = await resolve_client(state.sessions, creds.client_id, settings=state.settings)
+        client = await resolve_client(state.sessions, creds.client_id, settings=state.settings, ip=ip)
     except OAuthError as exc:
         raise await fail(exc.description) from None
     if client.confidential:

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aiconnector.core.audit import AuditContext
 from aiconnector.core.device import start_device_authorization
 from aiconnector.oauth.client_auth import authenticate_client
 from aiconnector.oauth.http import NO_STORE, client_ip, json_response, read_form
@@ -33,12 +34,7 @@ async def device_authorization_endpoint(request: Request, state: OAuthState) -> 
         scope=form.get("scope"),
         resource=form.get("resource"),
         settings=state.settings,
-    )
-    state.audit.record(
-        "device.requested",
-        ip=ip,
-        user_agent=request.headers.get("user-agent"),
-        detail={"client_id": client.client_id, "client_name": client.name, "scope": form.get("scope")},
+        context=AuditContext(ip=ip, user_agent=request.headers.get("user-agent")),
     )
     verification_uri = state.settings.origin + VERIFICATION_PATH
     return json_response(

@@ -24,6 +24,7 @@ from aiconnector.ops.metrics import AuthFailure
 log = logging.getLogger(__name__)
 
 FORM_TYPE = "application/x-www-form-urlencoded"
+JSON_TYPE = "application/json"
 MAX_BODY_BYTES = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # Browser-based MCP clients (MCP Inspector, claude.ai) call metadata, register and token from
@@ -63,12 +64,16 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return bytes(body)
 
 
+def media_type(request: Request) -> str:
+    """The request's media type without parameters (``charset``…), lower-cased; "" if none."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body as a dict. Other content types, a
     repeated parameter (RFC 6749 §3.2) and undecodable bytes are ``invalid_request``; empty
     values count as absent (RFC 6749 §3.1)."""
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if content_type != FORM_TYPE:
+    if media_type(request) != FORM_TYPE:
         raise OAuthError("invalid_request", f"the request body must be {FORM_TYPE}")
     try:
         pairs = parse_qsl(
@@ -88,7 +93,12 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 async def read_json_object(request: Request, *, error: str) -> dict[str, Any]:
-    """A JSON object body; anything else raises ``OAuthError(error)``."""
+    """A JSON object body sent as ``application/json``; another content type (none, a form,
+    ``text/plain``, ``application/jsonx``) or anything but an object raises
+    ``OAuthError(error)`` — a 400 in the endpoint's own RFC vocabulary rather than a bare 415,
+    because OAuth clients read error bodies, not status codes."""
+    if media_type(request) != JSON_TYPE:
+        raise OAuthError(error, f"the request body must be {JSON_TYPE}")
     try:
         value = json.loads(await read_body(request))
     except (ValueError, RecursionError):

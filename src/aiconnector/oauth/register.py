@@ -1,7 +1,8 @@
 """RFC 7591 Dynamic Client Registration at ``POST /oauth/register``.
 
-Open registration, as MCP clients expect: the body is the client's metadata as JSON; what it
-may contain is decided in ``core.client_metadata.parse_client_metadata``. Every attempt
+Open registration, as MCP clients expect: the body is the client's metadata as JSON, sent as
+``application/json`` (RFC 7591 §3.1; any other content type is ``invalid_client_metadata``,
+400); what it may contain is decided in ``core.client_metadata.parse_client_metadata``. Every attempt
 counts against a per-address limit (``registrations_per_minute``), since each success writes
 a row. Errors are RFC 7591 JSON (``invalid_redirect_uri``, ``invalid_client_metadata``), never
 HTML. A confidential client (``client_secret_basic``/``client_secret_post``) receives its
@@ -14,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aiconnector.core.audit import AuditContext
 from aiconnector.core.clients import NewClient, register_dynamic_client
 from aiconnector.oauth.http import NO_STORE, client_ip, json_response, read_json_object
 from aiconnector.oauth.state import OAuthState
@@ -48,16 +50,6 @@ async def register_endpoint(request: Request, state: OAuthState) -> Response:
     await state.registration_limiter.check(keys)
     await state.registration_limiter.record_failure(keys)  # counts every attempt
     document = await read_json_object(request, error="invalid_client_metadata")
-    new = await register_dynamic_client(state.sessions, document, settings=state.settings)
-    state.audit.record(
-        "client.registered",
-        ip=ip,
-        user_agent=request.headers.get("user-agent"),
-        detail={
-            "client_id": new.record.client_id,
-            "client_name": new.record.name,
-            "redirect_uris": list(new.record.redirect_uris),
-            "auth_method": new.record.token_endpoint_auth_method,
-        },
-    )
+    context = AuditContext(ip=ip, user_agent=request.headers.get("user-agent"))
+    new = await register_dynamic_client(state.sessions, document, settings=state.settings, context=context)
     return json_response(registration_response(new), status=201, headers=NO_STORE)

@@ -5,8 +5,10 @@ What revoking ends (see ``core.tokens.revoke_token``):
 * a **refresh token** ends its whole connection — every access and refresh token of it,
   exactly like revoking the connection in the admin UI or CLI (audited, published on the
   revocation bus, so it bites on the very next request);
-* an **access token** ends only that token. Other instances' credential caches may keep it
-  for up to ``credential_cache_seconds``.
+* an **access token** ends only that token, also at once and everywhere: the revoking
+  transaction notifies every instance (and this one's bus) that the connection changed, so
+  each drops the connection's cached credentials and checks the next request against the
+  database.
 
 Unknown, expired or already revoked tokens get 200 (§2.2: the client's goal is reached, and
 the answer reveals nothing). ``token_type_hint`` is accepted and ignored: one lookup by hash

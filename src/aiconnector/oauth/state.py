@@ -22,7 +22,7 @@ class OAuthState:
     sessions: async_sessionmaker[AsyncSession]
     audit: AuditLog
     bus: RevocationBus
-    # Failed client authentications, keyed per client and per address.
+    # Failed client authentications, keyed per address (never per client: see client_auth).
     limiter: FailureLimiter
     # Registrations per address (every registration counts, not only failures).
     registration_limiter: FailureLimiter = field(init=False)

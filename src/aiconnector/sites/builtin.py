@@ -15,7 +15,10 @@ Design rules followed throughout:
   parameters: no ORM entities or identity map, and no SQL construction or cache-key hashing
   per call (together these were most of the CPU cost of a read); writes use the ORM;
 * datetimes leave this module timezone-aware in UTC, whatever the database returns
-  (SQLite hands back naive values)."""
+  (SQLite hands back naive values);
+* media visibility: a file follows the post it is attached to (``_media_visible``, as in
+  WordPress), and its public URL carries a random key (``media.public_token``), never the
+  sequential id, so unpublished files cannot be found by counting."""
 
 from __future__ import annotations
 
@@ -569,14 +572,50 @@ _SITE_INFO = select(
 )
 
 _MEDIA_COLUMNS = tuple(_MEDIA.c)
-_MEDIA_BY_ID = select(*_MEDIA_COLUMNS).where(_MEDIA.c.id == bindparam("media_id"))
+# What an actor may read of each post type, in ``_CAPS`` order: decides which attached media
+# they see (``_media_visible``).
+_MediaRights = tuple[_ReadRights, ...]
+# A visitor's: published posts only.
+_PUBLIC_RIGHTS: _MediaRights = tuple(
+    _ReadRights(own=False, others_private=False, others_unpublished=False) for _ in _CAPS
+)
 
 
-@lru_cache(maxsize=32)
+def _media_rights(actor: Actor) -> _MediaRights:
+    return tuple(_ReadRights.of(actor, t) for t in _CAPS)
+
+
+def _media_visible(rights: _MediaRights) -> ColumnElement[bool]:
+    """Media visibility follows the post a file is attached to (as in WordPress): unattached
+    files are visible to every reader, attached ones to those who may read the post."""
+    readable_parent = (
+        select(_P.id)
+        .where(
+            _P.id == _MEDIA.c.post_id,
+            or_(*(_readable_clause(t, r) for t, r in zip(_CAPS, rights, strict=True))),
+        )
+        .exists()
+    )
+    return or_(_MEDIA.c.post_id.is_(None), readable_parent)
+
+
+@lru_cache(maxsize=8)
+def _media_by_id(rights: _MediaRights) -> Select[Any]:
+    return select(*_MEDIA_COLUMNS).where(_MEDIA.c.id == bindparam("media_id"), _media_visible(rights))
+
+
+_PUBLIC_MEDIA_FILE = (
+    select(_MEDIA.c.mime_type, _MEDIA.c.filename, m.MediaBlob.__table__.c.data)
+    .join(m.MediaBlob.__table__, m.MediaBlob.__table__.c.media_id == _MEDIA.c.id)
+    .where(_MEDIA.c.public_token == bindparam("token"), _media_visible(_PUBLIC_RIGHTS))
+)
+
+
+@lru_cache(maxsize=64)
 def _media_list_statement(
-    mime: Literal["exact", "prefix"] | None, filters: frozenset[str], after_cursor: bool
+    mime: Literal["exact", "prefix"] | None, filters: frozenset[str], after_cursor: bool, rights: _MediaRights
 ) -> Select[Any]:
-    stmt = select(*_MEDIA_COLUMNS)
+    stmt = select(*_MEDIA_COLUMNS).where(_media_visible(rights))
     if mime == "prefix":
         stmt = stmt.where(_MEDIA.c.mime_type.like(bindparam("mime_type"), escape="/"))
     elif mime == "exact":
@@ -744,8 +783,9 @@ class BuiltinSite:
         key = "page_id" if post_type == "page" else "p"
         return f"{self._public_url}/?{key}={post_id}"
 
-    def media_url(self, media_id: int, filename: str) -> str:
-        return f"{self._public_url}/media/{media_id}/{filename}"
+    def media_url(self, token: str, filename: str) -> str:
+        """``/media/<token>/<filename>``: the token, not the sequential id, finds the file."""
+        return f"{self._public_url}/media/{token}/{filename}"
 
     # --- site ----------------------------------------------------------------------------------
 
@@ -1128,7 +1168,7 @@ class BuiltinSite:
             size=row.size,
             alt_text=row.alt_text,
             caption=row.caption,
-            url=self.media_url(row.id, row.filename),
+            url=self.media_url(row.public_token, row.filename),
             author_id=row.author_id,
             post_id=row.post_id,
             date=utc(row.created_at),
@@ -1145,20 +1185,28 @@ class BuiltinSite:
                 mime_filter, params["mime_type"] = "prefix", _escape_like(mime.rstrip("/") + "/") + "%"
             else:
                 mime_filter, params["mime_type"] = "exact", mime
-        stmt = _media_list_statement(mime_filter, frozenset(params), bool(query.cursor))
-        rows = await self._fetch(stmt, params | _page_params(_MEDIA_ORDER, query.cursor, query.limit))
+        stmt = _media_list_statement(mime_filter, frozenset(params), bool(query.cursor), _media_rights(actor))
+        params |= _page_params(_MEDIA_ORDER, query.cursor, query.limit)
+        rows = await self._fetch(stmt, params | {"actor_id": actor.user_id})
         page, next_cursor = paginate_rows(rows, query.limit, _MEDIA_ORDER)
         return Page[MediaItem](items=[self._media_model(r) for r in page], next_cursor=next_cursor)
 
     async def get_media(self, actor: Actor, media_id: int) -> MediaItem:
         _require(actor, Cap.READ, "view media")
-        rows = await self._fetch(_MEDIA_BY_ID, {"media_id": media_id})
+        stmt = _media_by_id(_media_rights(actor))
+        rows = await self._fetch(stmt, {"media_id": media_id, "actor_id": actor.user_id})
         if not rows:
             raise NotFound(f"Media {media_id} not found.")
         return self._media_model(rows[0])
 
-    async def _load_media(self, s: AsyncSession, media_id: int) -> m.Media:
+    async def _load_media(self, s: AsyncSession, actor: Actor, media_id: int) -> m.Media:
+        """The file, or ``NotFound`` when it is missing or attached to a post the actor may
+        not read (``_media_visible``)."""
         row = await s.get(m.Media, media_id)
+        if row is not None and row.post_id is not None:
+            parent = await s.get(m.Post, row.post_id)
+            if parent is not None and not _can_read(actor, parent):
+                row = None
         if row is None:
             raise NotFound(f"Media {media_id} not found.")
         return row
@@ -1195,7 +1243,7 @@ class BuiltinSite:
 
     async def update_media(self, actor: Actor, media_id: int, patch: MediaPatch) -> MediaItem:
         async with self._write() as s:
-            row = await self._load_media(s, media_id)
+            row = await self._load_media(s, actor, media_id)
             self._check_media_change(actor, row, "edit")
             if patch.post_id is not None and patch.post_id:
                 await self._check_attachable(s, actor, patch.post_id)
@@ -1210,7 +1258,7 @@ class BuiltinSite:
 
     async def delete_media(self, actor: Actor, media_id: int) -> MediaItem:
         async with self._write() as s:
-            row = await self._load_media(s, media_id)
+            row = await self._load_media(s, actor, media_id)
             self._check_media_change(actor, row, "delete")
             before = self._media_model(row)
             await s.execute(
@@ -1228,17 +1276,14 @@ class BuiltinSite:
             others = Cap.EDIT_OTHERS_POSTS if action == "edit" else Cap.DELETE_OTHERS_POSTS
             _require(actor, others, f"{action} other users' media")
 
-    async def media_bytes(self, media_id: int) -> MediaBytes:
-        async with self._sessions() as s:
-            row = (
-                await s.execute(
-                    select(m.Media.mime_type, m.Media.filename, m.MediaBlob.data)
-                    .join(m.MediaBlob, m.MediaBlob.media_id == m.Media.id)
-                    .where(m.Media.id == media_id)
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"Media {media_id} not found.")
+    async def media_bytes(self, key: str) -> MediaBytes:
+        """The file behind ``/media/<key>/…``: ``key`` is the file's random token (never its
+        id), and only files a visitor may see are served: unattached ones (whoever has the
+        unguessable URL was given it) and those attached to published posts."""
+        rows = await self._fetch(_PUBLIC_MEDIA_FILE, {"token": key})
+        if not rows:
+            raise NotFound("Media not found.")
+        row = rows[0]
         return MediaBytes(mime_type=row.mime_type, filename=row.filename, data=row.data)
 
     # --- terms ---------------------------------------------------------------------------------

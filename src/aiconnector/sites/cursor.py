@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import BindParameter, ColumnElement, FromClause, and_, bindparam, or_
 
 from aiconnector.errors import InvalidInput
+from aiconnector.storable import is_storable
 
 # Longest cursor accepted; real ones are well under 200 characters.
 _MAX_CURSOR_LENGTH = 1024
@@ -62,7 +63,7 @@ def _decode_value(raw: Any, kind: KeyKind) -> KeyValue:
         if not isinstance(raw, int) or isinstance(raw, bool):
             raise _invalid()
         return raw
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or not is_storable(raw):  # NUL would reach the query: a 500 on PostgreSQL
         raise _invalid()
     return raw
 

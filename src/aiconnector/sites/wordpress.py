@@ -494,8 +494,12 @@ class WordPressBackend:
         )
         return media_model(item)
 
-    async def media_bytes(self, media_id: int) -> MediaBytes:
-        """The file, fetched the way a visitor would (see the module docstring)."""
+    async def media_bytes(self, key: str) -> MediaBytes:
+        """The file, fetched the way a visitor would (see the module docstring). ``key`` is the
+        media id: WordPress decides what visitors see, and serves its files at its own URLs."""
+        if not (key.isascii() and key.isdigit()):
+            raise NotFound("Media not found.")
+        media_id = int(key)
         not_found = f"Media {media_id} not found."
         try:
             item = await self._rest.get_json(

@@ -30,7 +30,7 @@ from aiconnector.core.scopes import format_scopes
 from aiconnector.core.web_sessions import WebSessionRecord
 from aiconnector.db.models import utcnow
 from aiconnector.errors import InvalidInput, OAuthError, RateLimited
-from aiconnector.oauth.authorize import CONSENT_TTL_SECONDS, registration_text
+from aiconnector.oauth.authorize import CONSENT_TTL_SECONDS, client_facts
 from aiconnector.ops.metrics import AuthFailure
 from aiconnector.web import csrf
 from aiconnector.web.login import login_url
@@ -101,8 +101,7 @@ async def _consent_page(
         site_host=state.site_host,
         client_name=client.name,
         client_uri=client.client_uri,
-        registration=registration_text(client),
-        self_named=client.kind in ("dynamic", "metadata_document"),
+        **client_facts(client),
         user=session.user,
         csrf=csrf.session_csrf_token(session),
         logout_next=DEVICE_PATH,
@@ -185,7 +184,7 @@ async def _client_of(state: WebState, client_id: str) -> ClientRecord | None:
     """The client that asked, or None when it has been deleted since."""
     try:
         return await resolve_client(state.sessions, client_id, settings=state.settings)
-    except OAuthError:
+    except (OAuthError, RateLimited):  # the device request stored it: only a deleted client fails
         return None
 
 

@@ -4,9 +4,12 @@ Rules, each with a reason:
 
 * the form carries a pre-sign-in CSRF token (``aiconnector.web.csrf``), so another site cannot
   sign a visitor into an account of its choosing (login CSRF);
-* failures are counted per username and per address in the database (``FailureLimiter``), so
-  guessing is slow however many instances serve the site; while locked out the password is
-  not even checked, and the page says so (HTTP 429 with ``Retry-After``);
+* failures are counted in the database (``core.login_limits``), so guessing is slow however
+  many instances serve the site, yet an attacker cannot lock the real person out: the limits
+  are per (username, address), per address and — slower, first as a delay — per username;
+  a browser that signed in to the account before (``web.known_device``) is only held to its
+  own limit. A refused attempt's password is not even checked, and the page says why (HTTP
+  429 with ``Retry-After``);
 * Argon2 runs even for unknown usernames (``core.users.check_password``), so timing reveals nothing, and
   the message never says which of the two was wrong;
 * every success and failure is audited, never with the password;
@@ -21,15 +24,17 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aiconnector.core.login_limits import LoginRefused
 from aiconnector.core.web_sessions import (
     WebSessionRecord,
     create_web_session,
     end_web_session,
     purge_expired_web_sessions,
 )
-from aiconnector.errors import RateLimited, SiteUnavailable
+from aiconnector.errors import SiteUnavailable
 from aiconnector.ops.metrics import AuthFailure
 from aiconnector.web import csrf
+from aiconnector.web.known_device import known_device, remember_device
 from aiconnector.web.pages import error_page, render, see_other
 from aiconnector.web.request_meta import client_ip, user_agent
 from aiconnector.web.sessions_http import (
@@ -103,7 +108,9 @@ def _signed_in_page(state: WebState, session: WebSessionRecord) -> Response:
     )
 
 
-def _audit_failure(request: Request, state: WebState, username: str, reason: str) -> None:
+def _audit_failure(
+    request: Request, state: WebState, username: str, reason: str, **detail: str | bool
+) -> None:
     rate_limited = reason == "rate_limited"
     state.metrics.auth_failure(AuthFailure.RATE_LIMITED if rate_limited else AuthFailure.LOGIN_FAILURE)
     state.audit.record(
@@ -111,7 +118,7 @@ def _audit_failure(request: Request, state: WebState, username: str, reason: str
         outcome="failure",
         ip=client_ip(request),
         user_agent=user_agent(request),
-        detail={"username": username[:100], "reason": reason},
+        detail={"username": username[:100], "reason": reason, **detail},
     )
 
 
@@ -146,12 +153,13 @@ async def login_post(request: Request, state: WebState) -> Response:
             error="Enter your username and password.",
         )  # fmt: skip
     ip = client_ip(request)
-    user_key, address_key = [f"login:user:{username.lower()}"], [f"login:ip:{ip}"]
+    device = await known_device(request, state.keys, username)
     try:
-        await state.user_limiter.check(user_key)
-        await state.address_limiter.check(address_key)
-    except RateLimited as exc:
-        _audit_failure(request, state, username, "rate_limited")
+        attempt = await state.login_guard.admit(username, ip, device)
+    except LoginRefused as exc:
+        _audit_failure(
+            request, state, username, "rate_limited", limit=exc.limit, known_device=device is not None
+        )
         return await _login_page(
             request,
             state,
@@ -159,24 +167,24 @@ async def login_post(request: Request, state: WebState) -> Response:
             username=username,
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
-            error=f"Too many failed sign-in attempts. Wait {exc.retry_after} seconds and try again.",
+            error=exc.message,
         )
     assert state.check_password is not None  # set in WebState.__post_init__
     try:
         user = await state.check_password(username, password)
     except SiteUnavailable as exc:
+        await state.login_guard.release(attempt)
         return await _login_page(
             request, state, next_path=next_path, username=username, status_code=503,
             error=f"Signing in is not possible right now: {exc}",
         )  # fmt: skip
-    if user is None:
-        await state.user_limiter.record_failure(user_key)
-        await state.address_limiter.record_failure(address_key)
+    if user is None:  # the reservation stays counted as a failure
         _audit_failure(request, state, username, "wrong username or password")
         return await _login_page(
             request, state, next_path=next_path, username=username, status_code=400,
             error="Wrong username or password.",
         )  # fmt: skip
+    await state.login_guard.release(attempt)
     await end_web_session(state.sessions, session_cookie(request))
     await purge_expired_web_sessions(state.sessions)  # housekeeping, cheap: expires_at is indexed
     cookie_value = await create_web_session(state.sessions, user.id, ip=ip, user_agent=user_agent(request))
@@ -185,10 +193,11 @@ async def login_post(request: Request, state: WebState) -> Response:
         user_id=user.id,
         ip=ip,
         user_agent=user_agent(request),
-        detail={"username": user.username, "method": "password"},
+        detail={"username": user.username, "method": "password", "known_device": device is not None},
     )
     response = see_other(next_path)
     set_session_cookie(response, state.settings, cookie_value)
+    await remember_device(request, response, state.keys, state.settings, username)
     return response
 
 

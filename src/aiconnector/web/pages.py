@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse, Response
@@ -26,6 +26,9 @@ _env = Environment(
     lstrip_blocks=True,
 )
 
+# Printable ASCII except space: left as it is, so a Location that already is a URI (with its
+# %XX escapes) goes out unchanged.
+_LOCATION_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _HOSTPORT = re.compile(r"^[a-z0-9.\-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$")
 
@@ -92,6 +95,21 @@ def error_page(
     )
 
 
+def location_header(url: str) -> str:
+    """``url`` as a valid ``Location`` value: every character outside printable ASCII
+    (non-ASCII, space, control characters) percent-encoded as UTF-8, as RFC 3987 §3.1 maps an
+    IRI to a URI. HTTP headers carry bytes, not text, so a raw ``例`` (a ``next`` path, a
+    redirect URI registered before such URIs were refused) would otherwise end the request
+    with a 500. Browsers decode a percent-encoded host and apply IDNA to it, so an
+    international host name still reaches the same site."""
+    return quote(url, safe=_LOCATION_SAFE, errors="surrogatepass")
+
+
 def see_other(location: str, *, headers: Mapping[str, str] | None = None) -> Response:
-    """303 after a POST (and for GET redirects too), with the auth pages' headers."""
-    return Response(status_code=303, headers={**security_headers(), "Location": location, **(headers or {})})
+    """303 after a POST (and for GET redirects too), with the auth pages' headers. Every
+    redirect of the sign-in, consent and device pages goes through here, so each one's
+    ``Location`` is built by ``location_header``."""
+    return Response(
+        status_code=303,
+        headers={**security_headers(), "Location": location_header(location), **(headers or {})},
+    )

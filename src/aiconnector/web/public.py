@@ -65,8 +65,8 @@ def make_public_views(site: SiteBackend):  # noqa: ANN201 - returns two Starlett
 
     async def media(request: Request) -> Response:
         try:
-            blob = await site.media_bytes(int(request.path_params["media_id"]))
-        except (ValueError, ConnectorError):
+            blob = await site.media_bytes(request.path_params["key"])
+        except ConnectorError:
             return Response("Not found", status_code=404, media_type="text/plain")
         return Response(
             blob.data,

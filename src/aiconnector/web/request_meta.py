@@ -7,7 +7,18 @@ something a page should guess from headers anyone can send."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from starlette.requests import Request
+
+from aiconnector.core.audit import AuditContext
+
+
+class _Person(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
 
 
 def client_ip(request: Request) -> str:
@@ -16,3 +27,15 @@ def client_ip(request: Request) -> str:
 
 def user_agent(request: Request) -> str | None:
     return request.headers.get("user-agent")
+
+
+def audit_context(request: Request, person: _Person | None = None, *, via: str | None = None) -> AuditContext:
+    """Who is asking and from where, for a core function that writes its change's audit event
+    in its own transaction."""
+    return AuditContext(
+        user_id=person.id if person is not None else None,
+        username=person.username if person is not None else None,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
+        via=via,
+    )

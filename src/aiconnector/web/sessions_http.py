@@ -20,6 +20,10 @@ from aiconnector.core.web_sessions import DEFAULT_LIFETIME, WebSessionRecord, lo
 SESSION_COOKIE = "aic_session"
 LOGIN_CSRF_COOKIE = "aic_csrf"
 LOGIN_CSRF_MAX_AGE = 2 * 3600
+# Which accounts this browser has signed in to before (``web.known_device``): not a
+# credential, so it outlives sessions and sign-out.
+KNOWN_DEVICE_COOKIE = "aic_device"
+KNOWN_DEVICE_MAX_AGE = 400 * 24 * 3600  # the longest lifetime browsers accept
 
 
 def _secure(settings: Settings) -> bool:
@@ -44,6 +48,15 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
 
 def set_login_csrf_cookie(response: Response, settings: Settings, value: str) -> None:
     _set(response, settings, LOGIN_CSRF_COOKIE, value, LOGIN_CSRF_MAX_AGE)
+
+
+def set_known_device_cookie(response: Response, settings: Settings, value: str) -> None:
+    _set(response, settings, KNOWN_DEVICE_COOKIE, value, KNOWN_DEVICE_MAX_AGE)
+
+
+def known_device_cookie(request: Request) -> str | None:
+    value = request.cookies.get(KNOWN_DEVICE_COOKIE)
+    return value if value and len(value) <= 1000 else None
 
 
 def session_cookie(request: Request) -> str | None:

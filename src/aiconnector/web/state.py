@@ -15,15 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiconnector.config import Settings
 from aiconnector.core.audit import AuditLog
 from aiconnector.core.events import RevocationBus
-from aiconnector.core.ratelimit import FailureLimiter
+from aiconnector.core.login_limits import LoginGuard, LoginLimits
 from aiconnector.core.users import UserRecord, check_password
 from aiconnector.ops.metrics import Metrics
 from aiconnector.web.keys import SecretKeys
-
-# Failed sign-ins allowed per minute for one username, and for one address. The address limit
-# is higher because an office or a carrier NAT puts many people behind one address.
-LOGIN_FAILURES_PER_USER = 5
-LOGIN_FAILURES_PER_ADDRESS = 20
 
 # Checks a username and password; the user when they match. The built-in site checks our own
 # Argon2 hashes; in front of WordPress, WordPress checks them (``core/wp_identities.py``).
@@ -35,8 +30,8 @@ class WebState:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     audit: AuditLog
-    user_limiter: FailureLimiter
-    address_limiter: FailureLimiter
+    # Failed sign-ins, counted so that guessing is slow but cannot lock the real person out.
+    login_guard: LoginGuard
     keys: SecretKeys
     # Revocations and changes made from the browser reach caches and in-flight requests here.
     bus: RevocationBus = field(default_factory=RevocationBus)
@@ -60,8 +55,7 @@ class WebState:
         sessions: async_sessionmaker[AsyncSession],
         audit: AuditLog,
         *,
-        failures_per_user: int = LOGIN_FAILURES_PER_USER,
-        failures_per_address: int = LOGIN_FAILURES_PER_ADDRESS,
+        login_limits: LoginLimits | None = None,
         bus: RevocationBus | None = None,
         check_password: PasswordCheck | None = None,
         metrics: Metrics | None = None,
@@ -70,8 +64,7 @@ class WebState:
             settings=settings,
             sessions=sessions,
             audit=audit,
-            user_limiter=FailureLimiter(sessions, limit=failures_per_user, window_seconds=60),
-            address_limiter=FailureLimiter(sessions, limit=failures_per_address, window_seconds=60),
+            login_guard=LoginGuard(sessions, login_limits),
             keys=SecretKeys(sessions),
             bus=bus or RevocationBus(),
             check_password=check_password,

@@ -8,18 +8,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from aiconnector.errors import InvalidInput, NotAllowed, NotFound
 from aiconnector.mcp.registry import ToolContext
 from aiconnector.sites.base import Taxonomy, TermQuery, UserQuery
+from aiconnector.storable import PROBLEM, first_unstorable
 
 
 class ToolInput(BaseModel):
     """Base of every tool's arguments: unknown arguments are an error, not silently dropped,
-    so a misspelt parameter is reported to the agent instead of being ignored."""
+    so a misspelt parameter is reported to the agent instead of being ignored.
+
+    No argument may carry text the database cannot store (NUL, unpaired surrogates): caught
+    here, every tool reports it as invalid input naming the argument (an ``isError`` result,
+    as the 2025-11-25 specification wants for input validation), instead of a database
+    exception on PostgreSQL deep inside the tool."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:  # noqa: ANN401 - any argument, before its own validation
+        where = first_unstorable(value)
+        if where is not None:
+            inside = f" (at {where})" if where else ""
+            raise PydanticCustomError(
+                "unstorable_text", "{problem}{inside}", {"problem": PROBLEM, "inside": inside}
+            )
+        return value
 
 
 class ToolOutput(BaseModel):

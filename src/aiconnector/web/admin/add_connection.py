@@ -4,7 +4,13 @@ Most entries only show values built from this server's URL (web/admin/snippets.p
 register a client on the spot: *Generic MCP client* (a pre-registered OAuth client, the web
 counterpart of ``aiconnector clients create``) and *Device Auth* (``clients create --device``).
 Their results are rendered in the POST's answer, never stored: a client secret exists in plain
-only in that one response."""
+only in that one response.
+
+Every signed-in user may register one, but only an administrator's client is the site owner's
+(``pre_registered``/``device``). Anyone else's is ``user_registered``: the consent screen says
+who registered it and warns that the name was not chosen by this site, and it is removed when
+unused like a dynamic client (``core.clients``) — so a subscriber cannot dress a phishing
+client up as the site owner's."""
 
 from __future__ import annotations
 
@@ -12,7 +18,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aiconnector.core.clients import NewClient, create_device_client, create_pre_registered_client
+from aiconnector.core.audit import AuditContext
+from aiconnector.core.clients import (
+    USER_REGISTERED,
+    NewClient,
+    Registrant,
+    create_device_client,
+    create_pre_registered_client,
+)
 from aiconnector.core.device_instructions import TOKEN_POLL_HINT, device_commands
 from aiconnector.core.scopes import format_scopes
 from aiconnector.errors import OAuthError
@@ -56,6 +69,7 @@ def _entry(
         "error": None,
         "result": None,
         "result_details": "",
+        "result_note": None,
         "form_values": {},
         "scope_options": scope_options(user.role),
     }
@@ -88,19 +102,24 @@ async def add_entry_post(request: Request, state: WebState, user: AdminUser) -> 
     return await _register_device(state, user, guide, form)
 
 
-def _record_registration(state: WebState, user: AdminUser, new: NewClient) -> None:
-    """The same audit event as ``aiconnector clients create``, plus who did it."""
-    state.audit.record(
-        "client.registered",
-        user_id=user.id,
-        detail={
-            "client_id": new.record.client_id,
-            "client_name": new.record.name,
-            "kind": new.record.kind,
-            "redirect_uris": list(new.record.redirect_uris),
-            "auth_method": new.record.token_endpoint_auth_method,
-            "via": "admin",
-        },
+def _admin_context(user: AdminUser) -> AuditContext:
+    """``client.registered`` from this page names who registered the client (written with it,
+    in its transaction, by ``core.clients``)."""
+    return AuditContext(user_id=user.id, username=user.username, via="admin")
+
+
+def _registrant(state: WebState, user: AdminUser) -> Registrant:
+    return Registrant(user.id, unused_ttl_seconds=state.settings.dynamic_client_ttl_seconds)
+
+
+def _ownership_note(state: WebState, new: NewClient) -> str | None:
+    """What a non-administrator is told about the client they just registered."""
+    if new.record.kind != USER_REGISTERED:
+        return None
+    days = max(1, state.settings.dynamic_client_ttl_seconds // 86400)
+    return (
+        "This client is registered as yours, not as the site owner's: people asked to approve it "
+        f"see your username. It is removed after {days} day(s) without a new connection."
     )
 
 
@@ -124,13 +143,17 @@ async def _register_generic(state: WebState, user: AdminUser, guide: ClientGuide
     if problem is None:
         try:
             new = await create_pre_registered_client(
-                state.sessions, name=name, redirect_uris=uris, confidential=confidential
+                state.sessions,
+                name=name,
+                redirect_uris=uris,
+                confidential=confidential,
+                context=_admin_context(user),
+                registrant=_registrant(state, user),
             )
         except OAuthError as exc:
             problem = exc.description
     if problem is not None:
         return _entry(state, user, guide, status_code=400, error=problem, form_values=entered)
-    _record_registration(state, user, new)
     values = [Value("client-id", "Client ID", new.record.client_id)]
     if new.secret is not None:
         values.append(
@@ -144,7 +167,10 @@ async def _register_generic(state: WebState, user: AdminUser, guide: ClientGuide
         Value("resource", "Resource (RFC 8707)", state.settings.mcp_url),
     ]
     title = f"{new.record.name} (generic MCP client)"
-    return _entry(state, user, guide, result=values, result_details=details_text(title, values))
+    return _entry(
+        state, user, guide, result=values, result_details=details_text(title, values),
+        result_note=_ownership_note(state, new),
+    )  # fmt: skip
 
 
 async def _register_device(state: WebState, user: AdminUser, guide: ClientGuide, form: FormData) -> Response:
@@ -159,8 +185,9 @@ async def _register_device(state: WebState, user: AdminUser, guide: ClientGuide,
             error="Enter the agent's name: people see it when they approve its code.",
             form_values={"scopes": scopes},
         )
-    new = await create_device_client(state.sessions, name=name)
-    _record_registration(state, user, new)
+    new = await create_device_client(
+        state.sessions, name=name, context=_admin_context(user), registrant=_registrant(state, user)
+    )
     scope = format_scopes(scopes) or None
     commands = device_commands(state.settings.origin, new.record.client_id, scope)
     values = [
@@ -170,4 +197,7 @@ async def _register_device(state: WebState, user: AdminUser, guide: ClientGuide,
         Value("device-page", "Approve the code at", f"{state.settings.origin}/device"),
     ]
     title = f"{new.record.name} (device client)"
-    return _entry(state, user, guide, result=values, result_details=details_text(title, values))
+    return _entry(
+        state, user, guide, result=values, result_details=details_text(title, values),
+        result_note=_ownership_note(state, new),
+    )  # fmt: skip

@@ -6,7 +6,11 @@ The filters are plain GET parameters, so a filtered view can be bookmarked, shar
 another administrator, and exported (``audit_export``) exactly as shown.
 
 Pages are keyset cursors on the event id (``before`` = older than, ``after`` = newer than):
-new events arriving while someone reads never shift or repeat rows between pages."""
+new events arriving while someone reads never shift or repeat rows between pages.
+
+A failure repeated from one source is one row per minute (``core.audit_repeats``), shown with
+its count (×N), so a flood of bad tokens stays a line or two and the security filter keeps
+showing the events that matter."""
 
 from __future__ import annotations
 

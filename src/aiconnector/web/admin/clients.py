@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aiconnector.core.clients import ClientSummary, delete_client, list_clients
+from aiconnector.core.clients import USER_REGISTERED, ClientSummary, delete_client, list_clients
 from aiconnector.db.models import Connection, User
 from aiconnector.errors import NotFound
 from aiconnector.web.admin.access import AdminUser, render_admin
@@ -31,6 +31,14 @@ HOW_REGISTERED = {
     "pre_registered": "Added by the site owner",
     "device": "Added by the site owner for headless agents (device sign-in)",
 }
+
+
+def how_registered(summary: ClientSummary) -> str:
+    record = summary.record
+    if record.kind == USER_REGISTERED:
+        who = record.registered_by or "a user who has since been removed"
+        return f"Registered by {who} on the Add Connection page (not an administrator); removed when unused"
+    return HOW_REGISTERED.get(record.kind, record.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +84,7 @@ async def clients_page(request: Request, state: WebState, user: AdminUser) -> Re
     summaries = await list_clients(state.sessions)
     by_client = await connections_by_client(state)
     clients = [
-        ClientView(
-            s, HOW_REGISTERED.get(s.record.kind, s.record.kind), tuple(by_client.get(s.record.client_id, ()))
-        )
+        ClientView(s, how_registered(s), tuple(by_client.get(s.record.client_id, ())))
         for s in reversed(summaries)  # newest first: the one just registered is the one asked about
     ]
     params = request.query_params

@@ -21,7 +21,7 @@ from aiconnector.errors import Conflict, InvalidInput
 from aiconnector.web.admin.access import AdminUser, render_admin
 from aiconnector.web.admin.admin_routes_misc import time_html
 from aiconnector.web.pages import see_other
-from aiconnector.web.request_meta import client_ip, user_agent
+from aiconnector.web.request_meta import audit_context
 from aiconnector.web.state import WebState
 
 DEFAULT_ROLE = Role.SUBSCRIBER  # least access: an administrator raises it on purpose
@@ -92,15 +92,13 @@ async def create_user_post(request: Request, state: WebState, user: AdminUser) -
         if not password:
             raise InvalidInput("Choose a password of at least 8 characters.")
         created = await create_user(
-            state.sessions, values["username"], role=values["role"], email=values["email"], password=password
+            state.sessions,
+            values["username"],
+            role=values["role"],
+            email=values["email"],
+            password=password,
+            context=audit_context(request, user),
         )
     except (InvalidInput, Conflict) as exc:
         return await _users_page(state, user, form=values, error=exc.message, status_code=400)
-    state.audit.record(
-        "user.created",
-        user_id=created.id,
-        ip=client_ip(request),
-        user_agent=user_agent(request),
-        detail={"username": created.username, "role": created.role, "by": user.username},
-    )
     return see_other("/admin/users?" + urlencode({"created": created.username}))
