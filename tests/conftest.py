@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from aiconnector.config import Settings
+from tests.server_log_guard import server_log_guard  # noqa: F401 - autouse for the whole suite
 from tests.support import DatabaseUnderTest, fresh_database, run_sync, serve_in_thread
 
 ADMIN_PASSWORD = "admin-test-password-123"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.server_log_guard import assert_clean_server_log
 from tests.support import DatabaseUnderTest, free_port
 
 AICONNECTOR = str(Path(sys.executable).with_name("aiconnector"))
@@ -51,6 +52,7 @@ def start(database: DatabaseUnderTest, data_dir: Path, port: int) -> tuple[subpr
 def stop(proc: subprocess.Popen[str]) -> str:
     proc.terminate()
     _, err = proc.communicate(timeout=30)
+    assert_clean_server_log(err)
     return err
 
 

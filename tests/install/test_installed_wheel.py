@@ -161,7 +161,7 @@ def admin_get_routes() -> list[re.Pattern[str]]:
         app = create_app(Settings(data_dir=Path(tmp), database_url=f"sqlite+aiosqlite:///{tmp}/x.db"))
     return [
         route.path_regex
-        for route in app._starlette.routes  # the route table is the truth
+        for route in app.routes  # the route table is the truth
         if getattr(route, "path", "").startswith("/admin") and "GET" in (getattr(route, "methods", ()) or ())
     ]
 

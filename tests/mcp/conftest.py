@@ -62,7 +62,9 @@ async def serve_asgi(app: Any, sock: socket.socket | None = None) -> AsyncIterat
     """Serve ``app`` with a real uvicorn in the current event loop; yield its base URL."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", log_config=None, timeout_graceful_shutdown=2
+    )
     server = _InLoopServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(500):

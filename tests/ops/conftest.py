@@ -20,6 +20,7 @@ import httpx
 
 from aiconnector.app import Server, create_app
 from tests.conftest import ADMIN_PASSWORD, LiveServer, make_settings
+from tests.server_log_guard import Allowed, assert_clean_server_log
 from tests.support import DatabaseUnderTest, free_port, serve_in_thread
 
 AICONNECTOR = str(Path(sys.executable).with_name("aiconnector"))
@@ -153,9 +154,15 @@ class ServeProcess:
 
 @contextmanager
 def serve_process(
-    database: DatabaseUnderTest, data_dir: Path, *args: str, env: dict[str, str] | None = None
+    database: DatabaseUnderTest,
+    data_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    allowed: Allowed | None = None,
 ) -> Iterator[ServeProcess]:
-    """``aiconnector serve`` in its own process group; killed if the test leaves it running."""
+    """``aiconnector serve`` in its own process group; killed if the test leaves it running.
+    At the end its log must show no 5xx and no traceback beyond what ``allowed`` names (the
+    test's ``server_errors`` marker: ``Allowed.of(request.node)``)."""
     port = free_port()
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AICONNECTOR_")},
@@ -184,3 +191,4 @@ def serve_process(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+    assert_clean_server_log(running.output, allowed)
