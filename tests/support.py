@@ -6,14 +6,16 @@ import asyncio
 import os
 import secrets
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -68,6 +70,23 @@ def serve_in_thread(app: object, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_until_ready(
+    base_url: str, proc: subprocess.Popen[bytes], output: Callable[[], str], within_s: float = 90
+) -> None:
+    """Poll ``/readyz`` of an ``aiconnector serve`` subprocess until it answers 200; fail with
+    its output if it exits first or takes longer than ``within_s`` (a hang guard)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        assert proc.poll() is None, f"serve exited early:\n{output()}"
+        assert time.monotonic() < deadline, f"serve not ready in {within_s:g} s:\n{output()}"
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
 
 
 def pg_admin_url() -> str:

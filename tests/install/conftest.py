@@ -14,18 +14,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import venv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD
 from tests.interop.conftest import browser, page  # noqa: F401 - the async chromium fixtures
-from tests.support import free_port
+from tests.support import free_port, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[2]
 # What the test extra brings and a user's install must not need (it hid python-multipart).
@@ -129,16 +127,7 @@ def installed_server(
         )
     server = InstalledServer(f"http://127.0.0.1:{port}", data_dir, log_path, proc)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"the installed server exited early:\n{server.log()}"
-            assert time.monotonic() < deadline, f"the installed server was not ready in 90 s:\n{server.log()}"
-            try:
-                if httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until_ready(server.base_url, proc, server.log)
         yield server
     finally:
         if proc.poll() is None:

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import httpx
 from aiconnector.app import Server, create_app
 from tests.conftest import ADMIN_PASSWORD, LiveServer, make_settings
 from tests.server_log_guard import Allowed, assert_clean_server_log
-from tests.support import DatabaseUnderTest, free_port, serve_in_thread
+from tests.support import DatabaseUnderTest, free_port, serve_in_thread, wait_until_ready
 
 AICONNECTOR = str(Path(sys.executable).with_name("aiconnector"))
 ACCEPT = {
@@ -176,16 +175,7 @@ def serve_process(
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=environment, start_new_session=True)
     running = ServeProcess(proc, f"http://127.0.0.1:{port}", stderr_path, stdout_path)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, f"serve exited early: {running.output}"
-            assert time.monotonic() < deadline, f"serve not ready in 90 s: {running.output}"
-            try:
-                if httpx.get(f"{running.base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until_ready(running.base_url, proc, lambda: running.output)
         yield running
     finally:
         if proc.poll() is None:
